@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver, kube-controller-manager and etcd from their Go modules
+# and caches them by version under ~/.cache/landgate/bin/<component>-<version>.
+#
+# Why a throw-away module: `go install k8s.io/kubernetes/cmd/...@vX` refuses a
+# module whose go.mod has replace directives, and k8s.io/kubernetes replaces
+# every k8s.io/* staging module with a local path. Requiring it from our own
+# module side-steps that (a dependency's replaces are ignored); we then add
+# the replaces ourselves, pointing each staging module at its published
+# v0.<minor>.<patch> tag. etcd's server module is built the same way.
+set -euo pipefail
+
+K8S_VERSION="${LANDGATE_K8S_VERSION:-v1.34.4}"
+ETCD_VERSION="${LANDGATE_ETCD_VERSION:-v3.6.16}"
+CACHE="${LANDGATE_CACHE_DIR:-$HOME/.cache/landgate}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+
+log() { printf 'build-control-plane: %s\n' "$*" >&2; }
+
+command -v go >/dev/null || { log "go not found: install Go >= 1.24 (apt-get install golang-go or https://go.dev/dl)"; exit 1; }
+
+build_etcd() {
+  local out="$BIN/etcd-$ETCD_VERSION"
+  [ -x "$out" ] && return 0
+  local mod="$CACHE/build/etcd-$ETCD_VERSION"
+  mkdir -p "$mod"
+  log "building etcd $ETCD_VERSION (first run only)"
+  local start=$SECONDS
+  (
+    cd "$mod"
+    [ -f go.mod ] || go mod init landgate.dev/build-etcd >/dev/null 2>&1
+    cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    CGO_ENABLED=0 go build -trimpath -o "$out.tmp" go.etcd.io/etcd/server/v3
+    mv "$out.tmp" "$out"
+  )
+  log "etcd built in $((SECONDS - start))s"
+}
+
+build_kubernetes() {
+  local want=()
+  for c in kube-apiserver kube-controller-manager; do
+    [ -x "$BIN/$c-$K8S_VERSION" ] || want+=("$c")
+  done
+  [ ${#want[@]} -eq 0 ] && return 0
+  local mod="$CACHE/build/kubernetes-$K8S_VERSION"
+  mkdir -p "$mod"
+  log "building ${want[*]} $K8S_VERSION (first run only; ~15-30 min on 2 cores)"
+  local start=$SECONDS
+  (
+    cd "$mod"
+    local staging="v0.${K8S_VERSION#v1.}"
+    if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod; then
+      rm -f go.mod go.sum
+      go mod init landgate.dev/build-kubernetes >/dev/null 2>&1
+      # The staging modules k8s.io/kubernetes replaces with local paths:
+      # read them from its own go.mod so a new release needs no edit here.
+      local upstream
+      upstream=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      [ -f "$upstream" ] || { log "could not download k8s.io/kubernetes@$K8S_VERSION go.mod"; exit 1; }
+      {
+        echo "require k8s.io/kubernetes $K8S_VERSION"
+        grep -E '^\s*k8s.io/[a-z0-9-]+ => \./staging/' "$upstream" \
+          | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
+      } >> go.mod
+      cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+      go mod tidy
+    fi
+    for c in "${want[@]}"; do
+      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/$c-$K8S_VERSION.tmp" "k8s.io/kubernetes/cmd/$c"
+      mv "$BIN/$c-$K8S_VERSION.tmp" "$BIN/$c-$K8S_VERSION"
+    done
+  )
+  log "kubernetes built in $((SECONDS - start))s"
+}
+
+build_etcd
+build_kubernetes
+echo "$BIN"
