@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn rejects_unknown_field_naming_it() {
         let (field, message) = rejection(r#"{"v":1,"net":{"bnid":[80]}}"#);
-        assert_eq!(field, "net");
+        assert_eq!(field, "net.bnid");
         assert!(message.contains("unknown field `bnid`"), "{message}");
     }
 
