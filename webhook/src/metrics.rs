@@ -1,1 +1,154 @@
-//! TODO
+//! Every metric the webhook exports, in one place, with the `landgate`
+//! prefix.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::admission::ReviewOutcome;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    path: &'static str,
+    code: u16,
+}
+
+/// Handles to the metrics; cheap to clone (each is an `Arc` inside).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    reviews: Family<OutcomeLabels, Counter>,
+    review_duration: Histogram,
+    previews: Counter,
+    bad_requests: Family<StatusLabels, Counter>,
+    certificate_reloads: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in a new registry.
+    pub fn new() -> (Self, Registry) {
+        let mut registry = Registry::with_prefix("landgate");
+        let metrics = Self {
+            reviews: Family::default(),
+            // Reviews take tens of microseconds; the API server gives up after
+            // timeoutSeconds (default 10s, ours 5s).
+            review_duration: Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0,
+            ]),
+            previews: Counter::default(),
+            bad_requests: Family::default(),
+            certificate_reloads: Counter::default(),
+        };
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by outcome (mutated, skipped, rejected, error)",
+            metrics.reviews.clone(),
+        );
+        for outcome in [
+            ReviewOutcome::Mutated,
+            ReviewOutcome::Skipped,
+            ReviewOutcome::Rejected,
+            ReviewOutcome::Error,
+        ] {
+            // Export zeros so that rate() and alerts work before the first event.
+            let _ = metrics.reviews.get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            });
+        }
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to answer one admission review, from body read to response encoded",
+            metrics.review_duration.clone(),
+        );
+        registry.register(
+            "previews",
+            "Preview requests answered",
+            metrics.previews.clone(),
+        );
+        registry.register(
+            "bad_requests",
+            "Requests refused before review (malformed, too large, timed out), by path and status code",
+            metrics.bad_requests.clone(),
+        );
+        registry.register(
+            "tls_certificate_reloads",
+            "Times the serving certificate was re-read after changing on disk",
+            metrics.certificate_reloads.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Build information", build_info);
+        (metrics, registry)
+    }
+
+    pub fn review(&self, outcome: ReviewOutcome, elapsed: Duration) {
+        self.reviews
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.review_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn preview(&self) {
+        self.previews.inc();
+    }
+
+    pub fn bad_request(&self, path: &'static str, code: u16) {
+        self.bad_requests
+            .get_or_create(&StatusLabels { path, code })
+            .inc();
+    }
+
+    pub fn certificate_reloaded(&self) {
+        self.certificate_reloads.inc();
+    }
+}
+
+/// Renders the registry in the Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_reviews_by_outcome() {
+        let (metrics, registry) = Metrics::new();
+        metrics.review(ReviewOutcome::Mutated, Duration::from_micros(50));
+        metrics.review(ReviewOutcome::Mutated, Duration::from_micros(70));
+        metrics.review(ReviewOutcome::Rejected, Duration::from_micros(20));
+        let text = encode(&registry);
+        assert!(
+            text.contains(r#"landgate_admission_reviews_total{outcome="mutated"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"landgate_admission_reviews_total{outcome="rejected"} 1"#));
+        assert!(text.contains(r#"landgate_admission_reviews_total{outcome="error"} 0"#));
+        assert!(text.contains("landgate_admission_review_duration_seconds_count 3"));
+        assert!(text.contains(r#"landgate_build_info{version="0.1.0"} 1"#));
+    }
+}

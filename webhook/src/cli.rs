@@ -1,0 +1,305 @@
+//! Command line: `landgate-webhook serve` and `landgate-webhook preview`.
+//! Every flag is also a `LANDGATE_*` environment variable.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::preview::{self, OutputFormat};
+use crate::server::{self, ServerConfig};
+use crate::settings::Settings;
+use crate::tls::{self, CertFiles};
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "landgate-webhook", version, about = "Sandbox Kubernetes pods with Linux Landlock, at admission time")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve admission reviews over HTTPS (POST /mutate, POST /preview) and
+    /// health/metrics over plain HTTP.
+    Serve(ServeArgs),
+    /// Show what the webhook would do to manifests, without a cluster.
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Listeners")]
+pub struct ListenArgs {
+    /// HTTPS address for admission reviews and previews.
+    #[arg(long, env = "LANDGATE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plain HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "LANDGATE_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// PEM certificate chain; re-read when it changes on disk.
+    #[arg(long, env = "LANDGATE_TLS_CERT", required_unless_present = "dev_certs", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert; re-read when it changes on disk.
+    #[arg(long, env = "LANDGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Generate a throw-away CA and serving certificate (localhost, 127.0.0.1,
+    /// landgate.landgate.svc) at start and print the CA bundle. Development only.
+    #[arg(long, env = "LANDGATE_DEV_CERTS", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub dev_certs: bool,
+    /// Where --dev-certs writes ca.crt, tls.crt and tls.key.
+    #[arg(long, env = "LANDGATE_DEV_CERTS_DIR", default_value = ".dev-certs")]
+    pub dev_certs_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Largest request body accepted; larger ones get 413. AdmissionReviews
+    /// carry the whole pod (etcd caps objects at 1.5 MiB).
+    #[arg(long, env = "LANDGATE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Per-request deadline (e.g. 3s, 500ms); keep it under the webhook's
+    /// timeoutSeconds so the API server gets an answer, not a timeout.
+    #[arg(long, env = "LANDGATE_REQUEST_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests before closing.
+    #[arg(long, env = "LANDGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "LANDGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. info or landgate_webhook=debug).
+    #[arg(long, env = "LANDGATE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// Manifest file (YAML or JSON, multi-document); `-` reads stdin.
+    #[arg(short = 'f', long = "filename", env = "LANDGATE_PREVIEW_FILE")]
+    pub file: PathBuf,
+    /// What to print.
+    #[arg(short, long, env = "LANDGATE_PREVIEW_OUTPUT", value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Parses `500ms`, `3s`, `2m` (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 3s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
+    }
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(args),
+            Command::Preview(args) => run_preview(args),
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.log)
+        .with_context(|| format!("invalid --log filter {:?}", log.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        listen: ListenArgs {
+            listen,
+            admin_listen,
+        },
+        tls: TlsArgs {
+            tls_cert,
+            tls_key,
+            dev_certs,
+            dev_certs_dir,
+        },
+        limits: LimitArgs {
+            max_body_bytes,
+            request_timeout,
+            shutdown_grace,
+        },
+        log,
+        settings,
+    } = args;
+    init_logging(&log)?;
+    tls::install_crypto_provider();
+
+    let cert_files = match (tls_cert, tls_key, dev_certs) {
+        (Some(cert), Some(key), false) => CertFiles { cert, key },
+        (None, None, true) => {
+            let (files, ca_pem) = tls::write_dev_certs(&dev_certs_dir)
+                .context("generating development certificates (--dev-certs)")?;
+            println!(
+                "landgate: development CA written to {} (trust it with curl --cacert):\n{ca_pem}",
+                dev_certs_dir.join("ca.crt").display()
+            );
+            files
+        }
+        _ => bail!("pass both --tls-cert and --tls-key, or --dev-certs"),
+    };
+    let config = ServerConfig {
+        listen,
+        admin_listen,
+        cert_files,
+        max_body_bytes,
+        request_timeout,
+        shutdown_grace,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        server::serve(config, settings, shutdown_signal())
+            .await
+            .context("landgate-webhook serve")
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
+    let PreviewArgs {
+        file,
+        output,
+        settings,
+    } = args;
+    let input = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the manifest from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(&file)
+            .with_context(|| format!("reading manifest {}", file.display()))?
+    };
+    let items = preview::preview(&settings, &input)?;
+    let mut rendered = preview::render(&items, output)?;
+    if !rendered.ends_with('\n') {
+        rendered.push('\n');
+    }
+    print!("{rendered}");
+    for item in &items {
+        for warning in &item.warnings {
+            eprintln!("Warning: {} {}: {warning}", item.kind, item.name);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_positional() {
+                    continue;
+                }
+                assert!(
+                    arg.get_env().is_some(),
+                    "{path} --{id} has no LANDGATE_* env var"
+                );
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "landgate-webhook");
+    }
+
+    #[test]
+    fn serve_needs_certificates() {
+        let err = Cli::try_parse_from(["landgate-webhook", "serve"]).unwrap_err();
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
+        assert!(Cli::try_parse_from(["landgate-webhook", "serve", "--dev-certs"]).is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}
