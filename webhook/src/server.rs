@@ -23,6 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{self, ReviewOutcome};
@@ -91,6 +92,9 @@ pub fn admission_router(state: AppState, request_timeout: Duration) -> Router {
         .route("/mutate", post(mutate))
         .route("/preview", post(preview_handler))
         .fallback(not_found)
+        // A bug must cost one request a 500, not the connection (and with
+        // HTTP/2, every review multiplexed on it).
+        .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
