@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what building and testing landgate needs on a fresh Debian machine.
+# Idempotent: a second run only checks.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages: a C toolchain for ring, musl-tools for the static
+# launcher, openssl for certs/, curl and jq for `just dev`, Go for the
+# end-to-end control plane and the launcher's MPTCP test program.
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v jq >/dev/null || need_apt+=(jq)
+command -v go >/dev/null || need_apt+=(golang-go)
+command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  log "cargo not found: install Rust with rustup (https://rustup.rs), then re-run"
+  exit 1
+fi
+# rust-toolchain.toml pins the toolchain, its components and the musl target;
+# `rustup show` installs whatever of it is missing.
+rustup show active-toolchain >/dev/null 2>&1 || rustup show >/dev/null
+rustup target list --installed | grep -q x86_64-unknown-linux-musl \
+  || rustup target add x86_64-unknown-linux-musl
+
+if ! command -v just >/dev/null; then
+  log "installing just (cargo install, about a minute)"
+  cargo install just --locked --version 1.59.0 --quiet
+fi
+log "ready"
