@@ -29,10 +29,16 @@ dev port="8443" admin="8080":
     echo "landgate is serving https://localhost:{{port}}/mutate and /preview (metrics: http://127.0.0.1:{{admin}}/metrics). Ctrl-C stops it."
     wait $pid
 
-# Formatting, lints and every test except the cluster end-to-end suite.
-test:
+# The whole suite: formatting, lints, unit and integration tests, then the end-to-end suite.
+test: lint unit e2e
+
+# Formatting and clippy, warnings as errors.
+lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Unit and integration tests (real kernel, real TLS), without the cluster.
+unit:
     cargo test --workspace --exclude landgate-e2e
 
 # End-to-end: build (once, cached) and start a real kube-apiserver, register the webhook, run the scenarios.

@@ -98,7 +98,9 @@ impl Webhook {
     fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes()).unwrap())
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes()).unwrap(),
+            )
             .resolve("localhost", self.addr)
             .pool_max_idle_per_host(0)
             .tls_info(true)
@@ -192,7 +194,14 @@ async fn mutate_round_trip_patches_the_pod() {
             .collect();
         assert_eq!(
             argv,
-            ["/landgate/landgate", "exec", "--", "nginx", "-g", "daemon off;"]
+            [
+                "/landgate/landgate",
+                "exec",
+                "--",
+                "nginx",
+                "-g",
+                "daemon off;"
+            ]
         );
         let env = web["env"].as_array().unwrap();
         let policy = env
@@ -267,7 +276,10 @@ async fn oversized_bodies_get_413() {
     let (status, answer) = post(&webhook, "/mutate", big.clone()).await;
     assert_eq!(status, 413);
     assert!(
-        answer["error"].as_str().unwrap().contains("--max-body-bytes"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-body-bytes"),
         "{answer}"
     );
     // Without Content-Length (chunked), the limit still holds.
@@ -316,7 +328,10 @@ async fn preview_answers_json_and_yaml() {
     let as_json: Value = serde_yaml_ng::from_str(NGINX_YAML).unwrap();
     let (status, answer) = post(&webhook, "/preview", as_json.to_string()).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["items"][0]["policies"]["nginx"]["net"]["bind"], json!([8080]));
+    assert_eq!(
+        answer["items"][0]["policies"]["nginx"]["net"]["bind"],
+        json!([8080])
+    );
 
     let (status, answer) = post(&webhook, "/preview?output=yaml", NGINX_YAML).await;
     assert_eq!(status, 200);
@@ -326,6 +341,35 @@ async fn preview_answers_json_and_yaml() {
     let (status, answer) = post(&webhook, "/preview?output=bogus", NGINX_YAML).await;
     assert_eq!(status, 400);
     assert!(answer["error"].as_str().unwrap().contains("?output="));
+}
+
+#[tokio::test]
+async fn alpn_offers_http2_and_http1() {
+    let webhook = Webhook::start(&[]);
+    let h2 = webhook
+        .client()
+        .post(webhook.url("/mutate"))
+        .body(CONFIGMAP_CREATE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    let h1 = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(webhook.ca.ca_pem().as_bytes()).unwrap(),
+        )
+        .resolve("localhost", webhook.addr)
+        .http1_only()
+        .build()
+        .unwrap()
+        .post(webhook.url("/mutate"))
+        .body(CONFIGMAP_CREATE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h1.version(), reqwest::Version::HTTP_11);
+    assert_eq!(h1.status(), 200);
 }
 
 fn served_certificate(response: &reqwest::Response) -> Vec<u8> {
@@ -391,7 +435,10 @@ async fn rotated_certificate_is_served_on_the_next_connection() {
 async fn sigterm_finishes_the_request_in_flight() {
     let mut webhook = Webhook::start(&[]);
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(pem_to_der(&webhook.ca.ca_pem())))
+    roots
+        .add(rustls::pki_types::CertificateDer::from(pem_to_der(
+            &webhook.ca.ca_pem(),
+        )))
         .unwrap();
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
@@ -440,7 +487,10 @@ async fn sigterm_finishes_the_request_in_flight() {
         if let Some(status) = webhook.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "webhook did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "webhook did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
