@@ -323,10 +323,7 @@ mod tests {
             &serde_json::to_vec(&body).unwrap(),
         )
         .unwrap_err();
-        assert!(
-            err.to_string().contains("admissionReviewVersions"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("admissionReviewVersions"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,11 @@ use crate::settings::Settings;
 use crate::tls::{self, CertFiles};
 
 #[derive(Debug, clap::Parser)]
-#[command(name = "landgate-webhook", version, about = "Sandbox Kubernetes pods with Linux Landlock, at admission time")]
+#[command(
+    name = "landgate-webhook",
+    version,
+    about = "Sandbox Kubernetes pods with Linux Landlock, at admission time"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -58,7 +62,12 @@ pub struct ListenArgs {
 #[command(next_help_heading = "TLS")]
 pub struct TlsArgs {
     /// PEM certificate chain; re-read when it changes on disk.
-    #[arg(long, env = "LANDGATE_TLS_CERT", required_unless_present = "dev_certs", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "LANDGATE_TLS_CERT",
+        required_unless_present = "dev_certs",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert; re-read when it changes on disk.
     #[arg(long, env = "LANDGATE_TLS_KEY", requires = "tls_cert")]
@@ -120,7 +129,9 @@ pub struct PreviewArgs {
 /// Parses `500ms`, `3s`, `2m` (or a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -161,17 +172,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen,
             admin_listen,
         },
-        tls: TlsArgs {
-            tls_cert,
-            tls_key,
-            dev_certs,
-            dev_certs_dir,
-        },
-        limits: LimitArgs {
-            max_body_bytes,
-            request_timeout,
-            shutdown_grace,
-        },
+        tls:
+            TlsArgs {
+                tls_cert,
+                tls_key,
+                dev_certs,
+                dev_certs_dir,
+            },
+        limits:
+            LimitArgs {
+                max_body_bytes,
+                request_timeout,
+                shutdown_grace,
+            },
         log,
         settings,
     } = args;
@@ -212,7 +225,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),

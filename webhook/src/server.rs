@@ -432,11 +432,11 @@ async fn read_body(request: Request, limit: usize) -> Result<Bytes, Refusal> {
     }
     let body: Body = request.into_body();
     axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let exceeded = std::iter::successors(
-            Some(&err as &(dyn std::error::Error + 'static)),
-            |e| e.source(),
-        )
-        .any(|e| e.is::<http_body_util::LengthLimitError>());
+        let exceeded =
+            std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
         if exceeded {
             too_large()
         } else {

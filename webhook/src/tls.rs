@@ -33,9 +33,7 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "{flag} file {path} holds no PEM {what}: pass a PEM file (-----BEGIN {what}-----)"
-    )]
+    #[error("{flag} file {path} holds no PEM {what}: pass a PEM file (-----BEGIN {what}-----)")]
     NoPem {
         flag: &'static str,
         path: PathBuf,
@@ -116,14 +114,13 @@ pub fn load_certified_key(files: &CertFiles) -> Result<CertifiedKey, TlsError> {
             message: other.to_string(),
         },
     })?;
-    let signing_key =
-        provider()
-            .key_provider
-            .load_private_key(key)
-            .map_err(|err| TlsError::UnsupportedKey {
-                key: files.key.clone(),
-                message: err.to_string(),
-            })?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|err| TlsError::UnsupportedKey {
+            key: files.key.clone(),
+            message: err.to_string(),
+        })?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified.keys_match().map_err(|_| TlsError::Mismatch {
         cert: files.cert.clone(),
@@ -334,7 +331,10 @@ mod tests {
         })
         .unwrap();
         let first = resolver.current();
-        assert!(Arc::ptr_eq(&first, &resolver.current()), "unchanged files are not re-read");
+        assert!(
+            Arc::ptr_eq(&first, &resolver.current()),
+            "unchanged files are not re-read"
+        );
 
         // Replace both files with a certificate from another CA.
         let (cert, key) = DevCa::new().unwrap().issue(&dev_names()).unwrap();
@@ -364,7 +364,10 @@ mod tests {
         let (_, other_key) = DevCa::new().unwrap().issue(&dev_names()).unwrap();
         fs::write(&files.key, other_key).unwrap();
         let err = load_certified_key(&files).unwrap_err().to_string();
-        assert!(err.contains("--tls-key") && err.contains("--tls-cert"), "{err}");
+        assert!(
+            err.contains("--tls-key") && err.contains("--tls-cert"),
+            "{err}"
+        );
     }
 
     #[test]
