@@ -435,7 +435,10 @@ mod tests {
     fn rejects_wrong_version() {
         let (field, message) = rejection(r#"{"v":2}"#);
         assert_eq!(field, "v");
-        assert!(message.contains("unsupported policy version 2"), "{message}");
+        assert!(
+            message.contains("unsupported policy version 2"),
+            "{message}"
+        );
         let (field, _) = rejection(r#"{"fs":{"rx":["/"]}}"#);
         assert_eq!(field, "(whole policy)");
     }
