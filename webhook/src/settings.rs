@@ -35,8 +35,12 @@ pub struct Settings {
     pub default_enforcement: Enforcement,
 
     /// Namespaces never mutated, even when labelled (comma-separated).
-    #[arg(long, env = "LANDGATE_EXCLUDED_NAMESPACES", value_delimiter = ',',
-          default_value = "kube-system")]
+    #[arg(
+        long,
+        env = "LANDGATE_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
     pub excluded_namespaces: Vec<String>,
 
     /// What to do with a pod that has a container without `command`: its
@@ -55,8 +59,11 @@ pub struct Settings {
 
     /// PATH assumed for images whose own PATH is unknown (containers without
     /// an explicit PATH env); the launcher dir is put in front of it.
-    #[arg(long, env = "LANDGATE_DEFAULT_PATH",
-          default_value = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")]
+    #[arg(
+        long,
+        env = "LANDGATE_DEFAULT_PATH",
+        default_value = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    )]
     pub default_path: String,
 }
 
@@ -75,7 +82,8 @@ impl Default for Settings {
 }
 
 fn parse_enforcement(s: &str) -> Result<Enforcement, String> {
-    s.parse().map_err(|e: landgate_launcher::policy::PolicyError| e.to_string())
+    s.parse()
+        .map_err(|e: landgate_launcher::policy::PolicyError| e.to_string())
 }
 
 /// How much a container is confined (see DESIGN.md, "Profiles").
@@ -174,7 +182,10 @@ mod tests {
         .unwrap();
         assert_eq!(cli.settings.default_profile, Profile::PortsOnly);
         assert_eq!(cli.settings.default_enforcement, Enforcement::Required);
-        assert_eq!(cli.settings.excluded_namespaces, ["kube-system", "landgate"]);
+        assert_eq!(
+            cli.settings.excluded_namespaces,
+            ["kube-system", "landgate"]
+        );
         assert_eq!(cli.settings.unknown_entrypoint, UnknownEntrypoint::Reject);
     }
 
