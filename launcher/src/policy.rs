@@ -45,6 +45,11 @@ pub struct Policy {
     /// always printed).
     #[serde(default, skip_serializing_if = "is_false")]
     pub quiet: bool,
+    /// Ask the kernel to audit-log this sandbox's denials, including those of
+    /// the command after `execve` (Landlock ABI >= 7; ignored before). Set
+    /// false for workloads whose expected denials would flood the audit log.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub log_denials: bool,
 }
 
 /// Paths beneath which access is allowed; everything else is denied for the
@@ -322,6 +327,38 @@ impl Policy {
     pub fn restricts_tcp(&self) -> bool {
         self.net.bind.is_some() || self.net.connect.is_some()
     }
+
+    /// True when the policy asks for any restriction at all.
+    pub fn restricts_anything(&self) -> bool {
+        self.fs.is_some() || self.restricts_tcp() || !self.scope.is_none()
+    }
+}
+
+impl NetRules {
+    /// The TCP ports that may be bound, as enforced: sorted, deduplicated,
+    /// and with port 0 (kernel-chosen ephemeral port) added when
+    /// `bind_ephemeral` is set. `None` = unrestricted.
+    pub fn effective_bind(&self) -> Option<Vec<Port>> {
+        self.bind.as_ref().map(|ports| {
+            let extra = self.bind_ephemeral.then_some(Port(0));
+            sorted_unique(ports.iter().copied().chain(extra))
+        })
+    }
+
+    /// The TCP ports that may be connected to, sorted and deduplicated.
+    /// `None` = unrestricted.
+    pub fn effective_connect(&self) -> Option<Vec<Port>> {
+        self.connect
+            .as_ref()
+            .map(|ports| sorted_unique(ports.iter().copied()))
+    }
+}
+
+fn sorted_unique(ports: impl Iterator<Item = Port>) -> Vec<Port> {
+    let mut ports: Vec<Port> = ports.collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 fn deserialize_version<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
@@ -373,10 +410,46 @@ mod tests {
                 },
                 scope: Scopes::ALL,
                 quiet: false,
+                log_denials: true,
             }
         );
         assert_eq!(policy.to_json(), json);
         assert_eq!(Policy::from_json(&policy.to_json()).unwrap(), policy);
+    }
+
+    #[test]
+    fn log_denials_defaults_on_and_round_trips_off() {
+        let on = Policy::from_json(r#"{"v":1}"#).unwrap();
+        assert!(on.log_denials);
+        assert!(!on.to_json().contains("log_denials"));
+        let off = Policy::from_json(r#"{"v":1,"log_denials":false}"#).unwrap();
+        assert!(!off.log_denials);
+        assert_eq!(Policy::from_json(&off.to_json()).unwrap(), off);
+        let (field, _) = rejection(r#"{"v":1,"log_denials":"no"}"#);
+        assert_eq!(field, "log_denials");
+    }
+
+    #[test]
+    fn effective_ports_add_ephemeral_bind_and_dedupe() {
+        let policy =
+            Policy::from_json(r#"{"v":1,"net":{"bind":[8080,80,8080],"connect":[443,53,443]}}"#)
+                .unwrap();
+        assert_eq!(
+            policy.net.effective_bind(),
+            Some(vec![Port(0), Port(80), Port(8080)])
+        );
+        assert_eq!(
+            policy.net.effective_connect(),
+            Some(vec![Port(53), Port(443)])
+        );
+        let no_ephemeral =
+            Policy::from_json(r#"{"v":1,"net":{"bind":[80],"bind_ephemeral":false}}"#).unwrap();
+        assert_eq!(no_ephemeral.net.effective_bind(), Some(vec![Port(80)]));
+        let open = Policy::from_json(r#"{"v":1}"#).unwrap();
+        assert_eq!(open.net.effective_bind(), None);
+        assert_eq!(open.net.effective_connect(), None);
+        assert!(!open.restricts_anything());
+        assert!(policy.restricts_anything());
     }
 
     #[test]
@@ -408,11 +481,12 @@ mod tests {
                 abstract_unix_socket: false,
             },
             quiet: true,
+            log_denials: false,
         };
         let json = policy.to_json();
         assert_eq!(
             json,
-            r#"{"v":1,"enforcement":"required","net":{"bind":[],"connect":[53,443],"bind_ephemeral":false},"scope":{"signal":true,"abstract_unix_socket":false},"quiet":true}"#
+            r#"{"v":1,"enforcement":"required","net":{"bind":[],"connect":[53,443],"bind_ephemeral":false},"scope":{"signal":true,"abstract_unix_socket":false},"quiet":true,"log_denials":false}"#
         );
         assert_eq!(Policy::from_json(&json).unwrap(), policy);
     }

@@ -1,0 +1,181 @@
+//! parse → policy → ruleset → restrict → exec: the launcher's one flow, for
+//! `exec`, `check` and wrapper mode alike.
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+
+use crate::cli::{self, Invocation, PolicySource, USAGE, WRAPPERS_ENV};
+use crate::error::LaunchError;
+use crate::exec::{self, ACTIVE_ENV, SelfFile};
+use crate::features::Features;
+use crate::install;
+use crate::kernel::LandlockSupport;
+use crate::policy::{Enforcement, Policy};
+use crate::ruleset::{Plan, Status};
+
+/// `LANDGATE_QUIET=1` (or `true`/`yes`) silences the status line when the
+/// policy is fully enforced; warnings and errors are always printed.
+pub const QUIET_ENV: &str = "LANDGATE_QUIET";
+
+/// Runs the launcher with `argv` and returns the exit code, unless it became
+/// the command (then it does not return).
+pub fn run(argv: Vec<OsString>) -> u8 {
+    match dispatch(argv) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("landgate: error: {err}");
+            err.exit_code()
+        }
+    }
+}
+
+fn dispatch(argv: Vec<OsString>) -> Result<u8, LaunchError> {
+    let wrappers_env = env::var(WRAPPERS_ENV).ok();
+    match cli::parse(argv, wrappers_env.as_deref())? {
+        Invocation::Help => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        Invocation::Version => {
+            println!("landgate {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Invocation::Features { json } => {
+            let features = Features::detect();
+            if json {
+                println!("{}", features.to_json());
+            } else {
+                print!("{}", features.render());
+            }
+            Ok(0)
+        }
+        Invocation::Install { dir, wrappers } => {
+            let installed = install::install(&dir, &wrappers)?;
+            println!(
+                "landgate: installed {} and {} wrapper(s) in {}",
+                installed.launcher.display(),
+                installed.wrappers.len(),
+                dir.join("bin").display()
+            );
+            Ok(0)
+        }
+        Invocation::Check { policy, command } => check(&policy, &command),
+        Invocation::Exec {
+            policy,
+            dry_run: true,
+            command,
+        } => check(&policy, &command),
+        Invocation::Exec {
+            policy,
+            dry_run: false,
+            command,
+        } => {
+            let (name, args) = split_command(&command)?;
+            Err(sandboxed_exec(&policy, name, name, args))
+        }
+        Invocation::Wrapper { argv0, name, args } => Err(wrapper(&argv0, &name, &args)),
+    }
+}
+
+fn split_command(command: &[OsString]) -> Result<(&OsStr, &[OsString]), LaunchError> {
+    match command.split_first() {
+        Some((name, args)) => Ok((name, args)),
+        None => Err(LaunchError::Usage("missing the command to run".to_owned())),
+    }
+}
+
+/// Wrapper mode: already sandboxed → exec the real program directly (no
+/// second Landlock layer); otherwise sandbox with `$LANDGATE_POLICY` first.
+fn wrapper(argv0: &OsStr, name: &OsStr, args: &[OsString]) -> LaunchError {
+    if env::var_os(ACTIVE_ENV).is_some_and(|v| v == "1") {
+        let resolved = match SelfFile::current()
+            .and_then(|me| exec::resolve(name, env::var_os("PATH").as_deref(), me))
+        {
+            Ok(resolved) => resolved,
+            Err(err) => return err,
+        };
+        return exec::exec(&resolved.program, argv0, args, false, true);
+    }
+    sandboxed_exec(&PolicySource::default(), name, argv0, args)
+}
+
+/// Applies the policy and becomes the command. Returns only on failure.
+fn sandboxed_exec(
+    source: &PolicySource,
+    name: &OsStr,
+    argv0: &OsStr,
+    args: &[OsString],
+) -> LaunchError {
+    let prepared = (|| {
+        let policy = load_policy(source, &name.to_string_lossy())?;
+        let me = SelfFile::current()?;
+        let resolved = exec::resolve(name, env::var_os("PATH").as_deref(), me)?;
+        let plan = Plan::new(&policy, LandlockSupport::detect())?;
+        for warning in plan.warnings() {
+            eprintln!("landgate: warning: {warning}");
+        }
+        if policy.enforcement == Enforcement::Required
+            && plan.assessment.status != Status::FullyEnforced
+        {
+            return Err(plan
+                .assessment
+                .refusal(&resolved.program.display().to_string()));
+        }
+        let assessment = plan.apply()?;
+        if assessment.status != Status::FullyEnforced || !(policy.quiet || quiet_env()) {
+            eprintln!("landgate: {}", assessment.summary());
+        }
+        Ok(resolved)
+    })();
+    match prepared {
+        Ok(resolved) => exec::exec(&resolved.program, argv0, args, true, true),
+        Err(err) => err,
+    }
+}
+
+/// `check` and `exec --dry-run`: print, apply nothing, run nothing. Exits
+/// with the code `exec` would fail with before running the command, or 0.
+fn check(source: &PolicySource, command: &[OsString]) -> Result<u8, LaunchError> {
+    let policy = load_policy(source, "the command")?;
+    let plan = Plan::new(&policy, LandlockSupport::detect())?;
+    for warning in plan.warnings() {
+        eprintln!("landgate: warning: {warning}");
+    }
+    println!("policy: {}", policy.to_json());
+    print!("{}", plan.render());
+    let mut what = "the command".to_owned();
+    if let Some((name, _)) = command.split_first() {
+        let resolved = exec::resolve(name, env::var_os("PATH").as_deref(), SelfFile::current()?)?;
+        println!("command: {}", resolved.program.display());
+        what = resolved.program.display().to_string();
+    }
+    if policy.enforcement == Enforcement::Required
+        && plan.assessment.status != Status::FullyEnforced
+    {
+        return Err(plan.assessment.refusal(&what));
+    }
+    Ok(0)
+}
+
+fn load_policy(source: &PolicySource, what: &str) -> Result<Policy, LaunchError> {
+    let json = match source {
+        PolicySource::Env(name) => env::var_os(name)
+            .ok_or_else(|| LaunchError::PolicyMissing {
+                env: name.clone(),
+                what: what.to_owned(),
+            })?
+            .into_string()
+            .map_err(|_| LaunchError::PolicyNotUnicode { env: name.clone() })?,
+        PolicySource::File(path) => {
+            std::fs::read_to_string(path).map_err(|source| LaunchError::PolicyFile {
+                path: path.clone(),
+                source,
+            })?
+        }
+    };
+    Ok(Policy::from_json(&json)?)
+}
+
+fn quiet_env() -> bool {
+    env::var(QUIET_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+}

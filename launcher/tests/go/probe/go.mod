@@ -1,0 +1,3 @@
+module landgate.dev/launcher/tests/probe
+
+go 1.24
