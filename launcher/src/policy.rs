@@ -305,7 +305,9 @@ impl Policy {
         let de = &mut serde_json::Deserializer::from_str(json);
         serde_path_to_error::deserialize(de).map_err(|err| {
             let field = match err.path().to_string() {
-                p if p == "." => "(whole policy)".to_owned(),
+                // "." is the root; "?" is where a JSON syntax error stopped
+                // the parser before it reached a field.
+                p if p == "." || p == "?" => "(whole policy)".to_owned(),
                 p => p,
             };
             PolicyError::Invalid {
@@ -550,6 +552,7 @@ mod tests {
     fn rejects_malformed_json() {
         let err = Policy::from_json("{not json").unwrap_err();
         assert!(err.to_string().contains("LANDGATE_POLICY"), "{err}");
+        assert!(err.to_string().contains("at `(whole policy)`"), "{err}");
     }
 
     #[test]
