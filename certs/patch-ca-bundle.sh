@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-[ $# -ge 1 ] && [ $# -le 2 ] || usage 2
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage 2; fi
 ca_file=$1
 manifest=${2:--}
 
