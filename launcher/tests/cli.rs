@@ -18,8 +18,16 @@ fn marker() -> (tempfile::TempDir, String) {
 }
 
 #[rstest]
-#[case::abi_3("3", "only reaches PartiallyEnforced (abi 3: device ioctl rules need abi 5; TCP rules need abi 4; signal and abstract UNIX socket scopes need abi 6)", "ABI >= 6 (Linux >= 6.12)")]
-#[case::no_landlock("0", "only reaches NotEnforced (Landlock is not available", "best-effort")]
+#[case::abi_3(
+    "3",
+    "only reaches PartiallyEnforced (abi 3: device ioctl rules need abi 5; TCP rules need abi 4; signal and abstract UNIX socket scopes need abi 6)",
+    "ABI >= 6 (Linux >= 6.12)"
+)]
+#[case::no_landlock(
+    "0",
+    "only reaches NotEnforced (Landlock is not available",
+    "best-effort"
+)]
 fn required_refuses_before_running_anything(
     #[case] max_abi: &str,
     #[case] reached: &str,
@@ -46,19 +54,34 @@ fn best_effort_on_an_old_abi_reports_partial_and_runs() {
         .env("LANDGATE_POLICY", policy)
         .env("LANDGATE_TEST_MAX_ABI", "3")
         .env("LANDGATE_QUIET", "1");
-    run(&mut cmd)
-        .assert_code(0)
-        .assert_stderr("landgate: PartiallyEnforced (abi 3: device ioctl rules need abi 5; TCP rules need abi 4;");
+    run(&mut cmd).assert_code(0).assert_stderr(
+        "landgate: PartiallyEnforced (abi 3: device ioctl rules need abi 5; TCP rules need abi 4;",
+    );
 }
 
 #[rstest]
 #[case::not_json("{not json", "invalid landgate policy at `(whole policy)`")]
-#[case::unknown_field(r#"{"v":1,"net":{"bnid":[80]}}"#, "at `net.bnid`: unknown field `bnid`")]
+#[case::unknown_field(
+    r#"{"v":1,"net":{"bnid":[80]}}"#,
+    "at `net.bnid`: unknown field `bnid`"
+)]
 #[case::wrong_version(r#"{"v":2}"#, "at `v`: unsupported policy version 2")]
-#[case::port_too_big(r#"{"v":1,"net":{"bind":[80,70000]}}"#, "at `net.bind[1]`: port 70000 is out of range")]
-#[case::negative_port(r#"{"v":1,"net":{"connect":[-1]}}"#, "at `net.connect[0]`: port -1 is out of range")]
-#[case::relative_path(r#"{"v":1,"fs":{"rw":["data"]}}"#, "at `fs.rw[0]`: path \"data\" is relative")]
-#[case::bad_enforcement(r#"{"v":1,"enforcement":"strict"}"#, "at `enforcement`: unknown variant `strict`")]
+#[case::port_too_big(
+    r#"{"v":1,"net":{"bind":[80,70000]}}"#,
+    "at `net.bind[1]`: port 70000 is out of range"
+)]
+#[case::negative_port(
+    r#"{"v":1,"net":{"connect":[-1]}}"#,
+    "at `net.connect[0]`: port -1 is out of range"
+)]
+#[case::relative_path(
+    r#"{"v":1,"fs":{"rw":["data"]}}"#,
+    "at `fs.rw[0]`: path \"data\" is relative"
+)]
+#[case::bad_enforcement(
+    r#"{"v":1,"enforcement":"strict"}"#,
+    "at `enforcement`: unknown variant `strict`"
+)]
 fn malformed_policies_exit_121_with_the_field_named(#[case] policy: &str, #[case] message: &str) {
     let (_dir, marker) = marker();
     let mut cmd = landgate();
@@ -89,9 +112,13 @@ fn policy_file_and_named_env_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.json");
     std::fs::write(&file, r#"{"v":1,"fs":{"rx":["/"]}}"#).unwrap();
-    run(landgate().arg("exec").arg("--policy-file").arg(&file).args(["--", "true"]))
-        .assert_code(0)
-        .assert_stderr(FULLY_ENFORCED);
+    run(landgate()
+        .arg("exec")
+        .arg("--policy-file")
+        .arg(&file)
+        .args(["--", "true"]))
+    .assert_code(0)
+    .assert_stderr(FULLY_ENFORCED);
     run(landgate()
         .args(["exec", "--policy-env=MY_POLICY", "--", "true"])
         .env("MY_POLICY", r#"{"v":1,"fs":{"rx":["/"]}}"#))
@@ -132,8 +159,11 @@ fn quiet_silences_only_the_success_line() {
     out.assert_code(0);
     assert_eq!(out.stderr, "", "{out:#?}");
     let quiet_field = r#"{"v":1,"fs":{"rx":["/"],"rw":["/nonexistent/x"]},"quiet":true}"#;
-    let out = run(landgate().args(["exec", "--", "true"]).env("LANDGATE_POLICY", quiet_field));
-    out.assert_code(0).assert_stderr("warning: fs.rw path /nonexistent/x");
+    let out = run(landgate()
+        .args(["exec", "--", "true"])
+        .env("LANDGATE_POLICY", quiet_field));
+    out.assert_code(0)
+        .assert_stderr("warning: fs.rw path /nonexistent/x");
     assert!(!out.stderr.contains("FullyEnforced"), "{out:#?}");
 }
 
@@ -142,7 +172,14 @@ fn check_and_dry_run_print_the_ruleset_and_apply_nothing() {
     let (_dir, marker) = marker();
     let policy = r#"{"v":1,"fs":{"rx":["/"],"rw":["/tmp"]},"net":{"bind":[8080]}}"#;
     let out = run(landgate()
-        .args(["exec", "--dry-run", "--", "sh", "-c", &format!("echo > {marker}")])
+        .args([
+            "exec",
+            "--dry-run",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo > {marker}"),
+        ])
         .env("LANDGATE_POLICY", policy));
     out.assert_code(0)
         .assert_stdout("fs.rw  /tmp:")
@@ -150,7 +187,10 @@ fn check_and_dry_run_print_the_ruleset_and_apply_nothing() {
         .assert_stdout("mptcp: socket(IPPROTO_MPTCP) fails with EPROTONOSUPPORT")
         .assert_stdout("status: FullyEnforced (abi ")
         .assert_stdout("command: /");
-    assert!(!Path::new(&marker).exists(), "dry-run must not run the command");
+    assert!(
+        !Path::new(&marker).exists(),
+        "dry-run must not run the command"
+    );
 
     run(landgate().arg("check").env("LANDGATE_POLICY", policy))
         .assert_code(0)
@@ -218,7 +258,9 @@ fn install_copies_the_launcher_and_creates_wrappers_idempotently() {
     // Default wrapper list.
     let defaults = dir.path().join("defaults");
     run(landgate().arg("install").arg(&defaults)).assert_code(0);
-    for name in ["sh", "bash", "ash", "dash", "python", "python3", "perl", "ruby", "node", "php", "tar"] {
+    for name in [
+        "sh", "bash", "ash", "dash", "python", "python3", "perl", "ruby", "node", "php", "tar",
+    ] {
         assert!(defaults.join("bin").join(name).is_symlink(), "{name}");
     }
 }
@@ -231,7 +273,11 @@ fn install_into_an_unwritable_dir_is_a_clear_error() {
     let target = dir.path().join("landgate");
     let out = exec(
         &json!({"v": 1, "fs": {"rx": ["/"], "rw": []}}),
-        &[landgate_bin().to_str().unwrap(), "install", target.to_str().unwrap()],
+        &[
+            landgate_bin().to_str().unwrap(),
+            "install",
+            target.to_str().unwrap(),
+        ],
     );
     out.assert_code(120)
         .assert_stderr(&format!("cannot install into {}", target.display()))

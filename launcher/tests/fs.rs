@@ -43,7 +43,10 @@ fn write_under_rw_succeeds_and_under_rx_only_gets_eacces() {
         let denied = exec(&policy, &[probe_str(), "write", &target]);
         assert_eq!(denied.probe_errno(), Some(EACCES), "{target}: {denied:#?}");
     }
-    assert_eq!(std::fs::read_to_string(format!("{}/existing", d.rx)).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}/existing", d.rx)).unwrap(),
+        "x"
+    );
 }
 
 #[test]
@@ -51,9 +54,12 @@ fn read_outside_every_rule_gets_eacces() {
     let d = dirs();
     let probe_dir = probe().parent().unwrap().to_str().unwrap();
     let policy = json!({"v": 1, "fs": {"rx": [probe_dir, d.rx], "rw": []}});
-    exec(&policy, &[probe_str(), "read", &format!("{}/existing", d.rx)])
-        .assert_code(0)
-        .assert_stdout("ok read");
+    exec(
+        &policy,
+        &[probe_str(), "read", &format!("{}/existing", d.rx)],
+    )
+    .assert_code(0)
+    .assert_stdout("ok read");
     let denied = exec(&policy, &[probe_str(), "read", "/etc/passwd"]);
     assert_eq!(denied.probe_errno(), Some(EACCES), "{denied:#?}");
 }
@@ -73,9 +79,18 @@ fn restrictions_survive_into_children_and_cannot_be_undone() {
     );
     let out = exec(&policy, &["sh", "-c", &script]);
     // ...and a nested, more permissive policy cannot widen the domain.
-    let errnos: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("errno=")).collect();
+    let errnos: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("errno="))
+        .collect();
     assert_eq!(errnos.len(), 2, "{out:#?}");
-    assert!(errnos.iter().all(|l| l.starts_with(&format!("errno={EACCES} "))), "{out:#?}");
+    assert!(
+        errnos
+            .iter()
+            .all(|l| l.starts_with(&format!("errno={EACCES} "))),
+        "{out:#?}"
+    );
     out.assert_stdout("active=1");
     assert!(!Path::new(&d.rx).join("grandchild").exists());
     assert!(!Path::new(&d.rx).join("widened").exists());
@@ -88,7 +103,9 @@ fn missing_paths_are_skipped_with_a_warning() {
     exec(&policy, &[probe_str(), "write", &format!("{}/f", d.rw)])
         .assert_code(0)
         .assert_stdout("ok written")
-        .assert_stderr("warning: fs.rw path /nonexistent/landgate-data does not exist; its rule is skipped");
+        .assert_stderr(
+            "warning: fs.rw path /nonexistent/landgate-data does not exist; its rule is skipped",
+        );
 }
 
 #[test]
@@ -124,5 +141,7 @@ fn required_policy_fully_enforced_here_runs_the_command() {
         "net": {"bind": [8080], "connect": [443]},
         "scope": {"signal": true, "abstract_unix_socket": true}
     });
-    exec(&policy, &["true"]).assert_code(0).assert_stderr(FULLY_ENFORCED);
+    exec(&policy, &["true"])
+        .assert_code(0)
+        .assert_stderr(FULLY_ENFORCED);
 }

@@ -14,12 +14,18 @@ fn bind_only(ports: &[u16]) -> serde_json::Value {
 fn bind_to_a_declared_port_succeeds_and_to_an_undeclared_one_gets_eacces() {
     let (declared, undeclared) = (free_port(), free_port());
     let policy = bind_only(&[declared]);
-    exec(&policy, &[probe_str(), "bind", &format!("127.0.0.1:{declared}")])
-        .assert_code(0)
-        .assert_stdout(&format!("ok bound port={declared}"))
-        .assert_stderr(FULLY_ENFORCED);
+    exec(
+        &policy,
+        &[probe_str(), "bind", &format!("127.0.0.1:{declared}")],
+    )
+    .assert_code(0)
+    .assert_stdout(&format!("ok bound port={declared}"))
+    .assert_stderr(FULLY_ENFORCED);
     // This kernel (6.18, ABI 7) answers EACCES, not the EPERM some write-ups claim.
-    let denied = exec(&policy, &[probe_str(), "bind", &format!("127.0.0.1:{undeclared}")]);
+    let denied = exec(
+        &policy,
+        &[probe_str(), "bind", &format!("127.0.0.1:{undeclared}")],
+    );
     assert_eq!(denied.probe_errno(), Some(EACCES), "{denied:#?}");
 }
 
@@ -56,19 +62,27 @@ fn go_listens_with_mptcp_by_default_outside_the_sandbox() {
     // Landlock's TCP rules do not cover.
     let mut plain = std::process::Command::new(probe());
     plain.args(["listen", "127.0.0.1:0"]);
-    run(&mut plain).assert_code(0).assert_stdout("listener=mptcp");
+    run(&mut plain)
+        .assert_code(0)
+        .assert_stdout("listener=mptcp");
 }
 
 #[test]
 fn go_net_listen_on_an_undeclared_port_is_refused_and_on_a_declared_one_serves() {
     let (declared, undeclared) = (free_port(), free_port());
     let policy = bind_only(&[declared]);
-    let refused = exec(&policy, &[probe_str(), "listen", &format!("127.0.0.1:{undeclared}")]);
+    let refused = exec(
+        &policy,
+        &[probe_str(), "listen", &format!("127.0.0.1:{undeclared}")],
+    );
     assert_eq!(refused.probe_errno(), Some(EACCES), "{refused:#?}");
     // Served over plain TCP: the filter made Go fall back from MPTCP.
-    exec(&policy, &[probe_str(), "listen", &format!("127.0.0.1:{declared}")])
-        .assert_code(0)
-        .assert_stdout("ok served \"hello\\n\" listener=tcp");
+    exec(
+        &policy,
+        &[probe_str(), "listen", &format!("127.0.0.1:{declared}")],
+    )
+    .assert_code(0)
+    .assert_stdout("ok served \"hello\\n\" listener=tcp");
 }
 
 #[test]
