@@ -44,21 +44,31 @@ GO
   log "etcd built in $((SECONDS - start))s"
 }
 
+# kubectl is built from the same release so that the e2e tests never depend on
+# whichever kubectl (if any) the machine happens to have, nor on its skew.
+K8S_COMPONENTS=(kube-apiserver kube-controller-manager kubectl)
+
 build_kubernetes() {
   local want=()
-  for c in kube-apiserver kube-controller-manager; do
+  for c in "${K8S_COMPONENTS[@]}"; do
     [ -x "$BIN/$c-$K8S_VERSION" ] || want+=("$c")
   done
   [ ${#want[@]} -eq 0 ] && return 0
   local mod="$CACHE/build/kubernetes-$K8S_VERSION"
   mkdir -p "$mod"
-  log "building ${want[*]} $K8S_VERSION (first run only; ~15-30 min on 2 cores)"
+  log "building ${want[*]} $K8S_VERSION (first run only; ~5-30 min on 2 cores, depending on the Go caches)"
   local start=$SECONDS
   (
     cd "$mod"
     local staging="v0.${K8S_VERSION#v1.}"
+    local tools
+    tools=$(
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for c in "${K8S_COMPONENTS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+      printf ')\n'
+    )
     if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod; then
-      rm -f go.mod go.sum
+      rm -f go.mod go.sum tools.go
       go mod init landgate.dev/build-kubernetes >/dev/null 2>&1
       # The staging modules k8s.io/kubernetes replaces with local paths:
       # read them from its own go.mod so a new release needs no edit here.
@@ -70,21 +80,16 @@ build_kubernetes() {
         grep -E '^\s*k8s.io/[a-z0-9-]+ => \./staging/' "$upstream" \
           | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
       } >> go.mod
-      cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-GO
+    fi
+    if [ "$(cat tools.go 2>/dev/null)" != "$tools" ]; then
+      printf '%s\n' "$tools" > tools.go
       go mod tidy
     fi
     for c in "${want[@]}"; do
+      local one=$SECONDS
       CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/$c-$K8S_VERSION.tmp" "k8s.io/kubernetes/cmd/$c"
       mv "$BIN/$c-$K8S_VERSION.tmp" "$BIN/$c-$K8S_VERSION"
+      log "$c built in $((SECONDS - one))s"
     done
   )
   log "kubernetes built in $((SECONDS - start))s"

@@ -1,0 +1,66 @@
+//! Harness for landgate's end-to-end tests: a real kube-apiserver (built from
+//! source by `build-control-plane.sh`, started by `cluster.sh`) calls the real
+//! `landgate-webhook` binary over HTTPS.
+//!
+//! Rooms:
+//! - [`cluster`]: the control plane processes, their state directory, clients.
+//! - [`pki`]: the webhook's serving credentials, laid out like a Secret volume
+//!   so that rotation is the atomic swap the kubelet does.
+//! - [`webhook`]: the `landgate-webhook` process and its
+//!   `MutatingWebhookConfiguration`.
+//! - [`appender`]: a second, test-only mutating webhook (reinvocation).
+//! - [`pods`]: the pods the scenarios submit and what "wrapped" means.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+pub mod appender;
+pub mod cluster;
+pub mod pki;
+pub mod pods;
+pub mod webhook;
+
+/// The repository checkout this crate lives in.
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(|tests| tests.parent())
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// Installs ring as rustls' process-wide provider (kube, reqwest and the
+/// appender all use rustls); later calls are no-ops.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only means another provider was installed first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Polls `probe` every 200 ms until it returns `Ok(Some(_))` or `timeout`
+/// passes; the last error (or "still None") is in the failure message.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => "condition not met yet".to_owned(),
+            Err(err) => format!("{err:#}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}: {last}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,624 @@
+//! landgate against a real kube-apiserver (issue 5).
+//!
+//! One control plane and one landgate-webhook serve every test of this
+//! binary; each test works in its own namespace. Run with
+//! `cargo test -p landgate-e2e --test e2e -- --test-threads=1` after
+//! `bash tests/e2e/build-control-plane.sh` and `cargo build -p landgate-webhook`
+//! (`just e2e` does all three). On failure the state directory with every
+//! component's log is kept and its path printed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use landgate_e2e::appender::{APPENDED, Appender, appended_command};
+use landgate_e2e::cluster::ControlPlane;
+use landgate_e2e::pki::WebhookPki;
+use landgate_e2e::pods::{self, INJECT_LABEL, check_untouched, check_wrapped};
+use landgate_e2e::webhook::{self, WebhookProcess, landgate_configuration, wait_until};
+use serde_json::json;
+
+/// Name of the main configuration (sorts before the appender's, so that the
+/// API server calls landgate first).
+const LANDGATE_CONFIGURATION: &str = "landgate";
+
+struct Env {
+    cluster: ControlPlane,
+    client: kube::Client,
+    pki: WebhookPki,
+    /// The main webhook (kept running for the whole binary).
+    webhook: WebhookProcess,
+}
+
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime for the e2e tests")
+});
+
+static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
+
+fn env() -> &'static Env {
+    let env = ENV.get_or_init(|| {
+        let started = Instant::now();
+        let env = RUNTIME.block_on(set_up()).map_err(|err| format!("{err:#}"));
+        eprintln!("e2e: set-up took {:.1}s", started.elapsed().as_secs_f64());
+        env
+    });
+    match env {
+        Ok(env) => env,
+        Err(message) => panic!("e2e set-up failed: {message}"),
+    }
+}
+
+async fn set_up() -> anyhow::Result<Env> {
+    landgate_e2e::install_crypto_provider();
+    // Before the cluster: a missing binary is the cheapest failure.
+    let binary = webhook::webhook_binary()?;
+    eprintln!("e2e: webhook binary {}", binary.display());
+    let cluster = ControlPlane::up().await?;
+    eprintln!(
+        "e2e: control plane at {}, state and logs in {}",
+        cluster.apiserver_url,
+        cluster.dir.display()
+    );
+    // From now on a panicking test keeps the logs and says where they are.
+    let dir = cluster.dir.clone();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = std::fs::write(dir.join("failed"), b"a test failed\n");
+        default_hook(info);
+        eprintln!("e2e: logs kept in {}", dir.join("logs").display());
+    }));
+    match start_landgate(&cluster).await {
+        Ok((client, pki, webhook)) => Ok(Env {
+            cluster,
+            client,
+            pki,
+            webhook,
+        }),
+        Err(err) => {
+            cluster.mark_failed();
+            Err(err.context(format!("logs kept in {}", cluster.logs().display())))
+        }
+    }
+}
+
+/// Starts the main landgate-webhook, registers its configuration and waits
+/// until the API server calls it.
+async fn start_landgate(
+    cluster: &ControlPlane,
+) -> anyhow::Result<(kube::Client, WebhookPki, WebhookProcess)> {
+    let client = cluster.client().await?;
+    let pki = WebhookPki::create(&cluster.dir.join("webhook-pki")).await?;
+    let webhook = WebhookProcess::start(cluster, "landgate-webhook", &pki, &[]).await?;
+    eprintln!(
+        "e2e: landgate-webhook serving on 127.0.0.1:{}; configuration from {}",
+        webhook.port,
+        webhook::configuration_source()
+    );
+    let configuration = landgate_configuration(
+        LANDGATE_CONFIGURATION,
+        &webhook.mutate_url(),
+        &pki.ca_pem()?,
+    )?;
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &configuration)
+        .await
+        .context("registering the landgate MutatingWebhookConfiguration")?;
+    let probe = cluster
+        .namespace(&client, "e2e-probe", &[INJECT_LABEL])
+        .await?;
+    wait_until_wrapped(&client, &probe).await?;
+    Ok((client, pki, webhook))
+}
+
+impl Env {
+    async fn namespace(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<String> {
+        self.cluster.namespace(&self.client, name, labels).await
+    }
+
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn kubectl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        self.cluster.kubectl(args).await
+    }
+
+    /// Writes `pod` as YAML into the state directory, for kubectl -f.
+    fn manifest(&self, pod: &Pod) -> anyhow::Result<String> {
+        let name = pod.metadata.name.as_deref().unwrap_or("pod");
+        let path = self.cluster.dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, serde_yaml_ng::to_string(pod)?)?;
+        Ok(path.to_string_lossy().into_owned())
+    }
+}
+
+/// Runs one scenario on the shared runtime; an error keeps the logs and
+/// fails the test with the state directory in the message.
+fn run<F, Fut>(scenario: F)
+where
+    F: FnOnce(&'static Env) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let env = env();
+    let started = Instant::now();
+    let result = RUNTIME.block_on(scenario(env));
+    eprintln!("e2e: scenario took {:.1}s", started.elapsed().as_secs_f64());
+    if let Err(err) = result {
+        env.cluster.mark_failed();
+        panic!(
+            "{err:#}\n(state and logs kept in {})",
+            env.cluster.dir.display()
+        );
+    }
+}
+
+/// Dry-run creates of a probe pod until it comes back wrapped: the API
+/// server's webhook configuration cache is eventually consistent.
+async fn wait_until_wrapped(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let probe = pods::simple_pod("probe");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    wait_until(&format!("a wrapped dry-run pod in {namespace}"), || async {
+        let stored = api.create(&dry_run, &probe).await?;
+        Ok(check_wrapped(&probe, &stored).ok())
+    })
+    .await
+}
+
+async fn create(api: &Api<Pod>, pod: &Pod) -> anyhow::Result<Pod> {
+    let name = pod.metadata.name.as_deref().unwrap_or("<generated>");
+    api.create(&PostParams::default(), pod)
+        .await
+        .with_context(|| format!("creating pod {name}"))
+}
+
+// === scenarios ===
+
+#[test]
+fn pod_in_labelled_namespace_is_stored_mutated() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-pod", &[INJECT_LABEL]).await?;
+        let api = env.pods(&namespace);
+        let pod = pods::sample_pod("sample");
+        create(&api, &pod).await?;
+        // Read it back: what etcd holds, after the API server validated it.
+        let stored = api.get("sample").await?;
+        check_wrapped(&pod, &stored)
+    });
+}
+
+#[test]
+fn deployment_pods_created_by_controller_manager_are_mutated() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-deployment", &[INJECT_LABEL]).await?;
+        let template = pods::sample_pod("web");
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": template.metadata, "spec": template.spec},
+            },
+        }))?;
+        Api::<Deployment>::namespaced(env.client.clone(), &namespace)
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let api = env.pods(&namespace);
+        let created = landgate_e2e::eventually(
+            "kube-controller-manager to create 2 pods for Deployment web",
+            Duration::from_secs(60),
+            || async {
+                let list = api.list(&ListParams::default().labels("app=web")).await?;
+                Ok((list.items.len() >= 2).then_some(list.items))
+            },
+        )
+        .await?;
+        for pod in &created {
+            ensure!(
+                pod.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "ReplicaSet"),
+                "pod {:?} is not owned by a ReplicaSet",
+                pod.metadata.name
+            );
+            check_wrapped(&template, pod)?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn pod_in_unlabelled_namespace_is_stored_unchanged() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-unlabelled", &[]).await?;
+        let api = env.pods(&namespace);
+        let pod = pods::sample_pod("plain");
+        create(&api, &pod).await?;
+        check_untouched(&pod, &api.get("plain").await?)
+    });
+}
+
+#[test]
+fn opted_out_pod_is_stored_unchanged() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-opt-out", &[INJECT_LABEL]).await?;
+        let api = env.pods(&namespace);
+        let mut pod = pods::sample_pod("opted-out");
+        pod.metadata.annotations = Some(
+            [(pods::OPT_OUT_ANNOTATION.to_owned(), "false".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        create(&api, &pod).await?;
+        check_untouched(&pod, &api.get("opted-out").await?)
+    });
+}
+
+#[test]
+fn kubectl_server_dry_run_shows_mutation_and_stores_nothing() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-dry-run", &[INJECT_LABEL]).await?;
+        let pod = pods::sample_pod("dry");
+        let file = env.manifest(&pod)?;
+        let output = env
+            .kubectl(&[
+                "-n",
+                &namespace,
+                "apply",
+                "--dry-run=server",
+                "-f",
+                &file,
+                "-o",
+                "yaml",
+            ])
+            .await?;
+        ensure!(
+            output.status.success(),
+            "kubectl apply --dry-run=server failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let shown: Pod = serde_yaml_ng::from_slice(&output.stdout)
+            .context("parsing kubectl's -o yaml output as a Pod")?;
+        check_wrapped(&pod, &shown)?;
+        ensure!(
+            env.pods(&namespace).get_opt("dry").await?.is_none(),
+            "kubectl apply --dry-run=server stored pod dry"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn kubectl_prints_the_webhooks_warnings() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-warnings", &[INJECT_LABEL]).await?;
+        // Default --unknown-entrypoint admit-unwrapped: admitted, whole pod
+        // unwrapped, with a warning naming the container.
+        let pod = pods::entrypoint_unknown_pod("unknown-entrypoint", &[]);
+        let file = env.manifest(&pod)?;
+        let output = env
+            .kubectl(&["-n", &namespace, "create", "-f", &file])
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(output.status.success(), "kubectl create failed: {stderr}");
+        ensure!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("Warning:") && l.contains("no-command")),
+            "kubectl printed no webhook warning naming container no-command; stderr:\n{stderr}"
+        );
+        check_untouched(&pod, &env.pods(&namespace).get("unknown-entrypoint").await?)
+    });
+}
+
+#[test]
+fn kubectl_shows_the_webhooks_rejection_message() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-rejection", &[INJECT_LABEL]).await?;
+        // `required` enforcement cannot be met for a container whose
+        // entrypoint is unknown: refused, naming the container.
+        let pod = pods::entrypoint_unknown_pod(
+            "required-unknown",
+            &[("landgate.dev/enforcement", "required")],
+        );
+        let file = env.manifest(&pod)?;
+        let output = env
+            .kubectl(&["-n", &namespace, "create", "-f", &file])
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            !output.status.success(),
+            "kubectl create succeeded for a pod that must be refused"
+        );
+        ensure!(
+            stderr.contains("denied the request") && stderr.contains("no-command"),
+            "kubectl did not show the webhook's denial naming container no-command; stderr:\n{stderr}"
+        );
+        ensure!(
+            env.pods(&namespace)
+                .get_opt("required-unknown")
+                .await?
+                .is_none(),
+            "the refused pod was stored"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn failure_policy_fail_refuses_and_ignore_admits_when_the_webhook_is_down() {
+    run(|env| async move {
+        const NAME: &str = "landgate-e2e-failure-policy";
+        const LABEL: (&str, &str) = ("landgate-e2e/failure-policy", "on");
+        // A second landgate instance with its own configuration, selecting
+        // only this namespace, so stopping it leaves the main one alone.
+        let namespace = env.namespace("e2e-failure-policy", &[LABEL]).await?;
+        let mut instance = WebhookProcess::start(&env.cluster, NAME, &env.pki, &[]).await?;
+        let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
+        let mut configuration =
+            landgate_configuration(NAME, &instance.mutate_url(), &env.pki.ca_pem()?)?;
+        for hook in configuration.webhooks.iter_mut().flatten() {
+            hook.namespace_selector = Some(serde_json::from_value(
+                json!({"matchLabels": {LABEL.0: LABEL.1}}),
+            )?);
+            hook.failure_policy = Some("Fail".into());
+        }
+        configurations
+            .create(&PostParams::default(), &configuration)
+            .await?;
+        wait_until_wrapped(&env.client, &namespace).await?;
+
+        let status = instance.stop(&env.cluster).await?;
+        ensure!(status.success(), "SIGTERM: webhook exited with {status}");
+        let api = env.pods(&namespace);
+        let refused = pods::simple_pod("refused");
+        match api.create(&PostParams::default(), &refused).await {
+            Ok(_) => bail!("failurePolicy Fail: pod admitted while the webhook is down"),
+            Err(kube::Error::Api(status)) => ensure!(
+                status.message.contains("failed calling webhook"),
+                "unexpected refusal: {status:?}"
+            ),
+            Err(err) => return Err(err).context("creating pod refused"),
+        }
+        ensure!(
+            api.get_opt("refused").await?.is_none(),
+            "refused pod stored"
+        );
+
+        for hook in configuration.webhooks.iter_mut().flatten() {
+            hook.failure_policy = Some("Ignore".into());
+        }
+        configuration.metadata.resource_version =
+            configurations.get(NAME).await?.metadata.resource_version;
+        configurations
+            .replace(NAME, &PostParams::default(), &configuration)
+            .await?;
+        let admitted = pods::simple_pod("admitted");
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        wait_until("failurePolicy Ignore to take effect", || async {
+            Ok(api.create(&dry_run, &admitted).await.ok().map(|_| ()))
+        })
+        .await?;
+        create(&api, &admitted).await?;
+        check_untouched(&admitted, &api.get("admitted").await?)?;
+        configurations
+            .delete(NAME, &DeleteParams::default())
+            .await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn reinvocation_wraps_an_appended_container_and_nothing_twice() {
+    run(|env| async move {
+        const NAME: &str = "zz-landgate-e2e-appender";
+        const LABEL: (&str, &str) = ("landgate-e2e/appender", "on");
+        let namespace = env
+            .namespace("e2e-reinvocation", &[INJECT_LABEL, LABEL])
+            .await?;
+        let appender = Appender::start(&env.pki.cert(), &env.pki.key()).await?;
+        let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": NAME},
+            "webhooks": [{
+                "name": "append.e2e.landgate.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "Never",
+                "timeoutSeconds": 5,
+                "namespaceSelector": {"matchLabels": {LABEL.0: LABEL.1}},
+                "clientConfig": {
+                    "url": appender.url(),
+                    "caBundle": k8s_openapi::ByteString(env.pki.ca_pem()?),
+                },
+                "rules": [{
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                }],
+            }],
+        }))?;
+        let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
+        configurations
+            .create(&PostParams::default(), &configuration)
+            .await?;
+        let api = env.pods(&namespace);
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let probe = pods::simple_pod("probe");
+        wait_until("the appender to be called", || async {
+            let shown = api.create(&dry_run, &probe).await?;
+            Ok(shown
+                .spec
+                .is_some_and(|s| s.containers.iter().any(|c| c.name == APPENDED))
+                .then_some(()))
+        })
+        .await?;
+
+        let pod = pods::simple_pod("reinvoked");
+        create(&api, &pod).await?;
+        let stored = api.get("reinvoked").await?;
+        // What landgate must have ended with: the submitted container and the
+        // appended one, each wrapped exactly once.
+        let mut expected = pod.clone();
+        if let Some(spec) = expected.spec.as_mut() {
+            spec.containers.push(pods::from_json_container(json!({
+                "name": APPENDED,
+                "image": "busybox:1.36",
+                "command": appended_command(),
+            })));
+        }
+        check_wrapped(&expected, &stored)?;
+        ensure!(appender.reviews() > 0, "the appender was never called");
+        configurations
+            .delete(NAME, &DeleteParams::default())
+            .await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn certificate_rotation_during_200_creates_loses_none() {
+    run(|env| async move {
+        const PODS: usize = 200;
+        const WORKERS: usize = 4;
+        let namespace = env.namespace("e2e-rotation", &[INJECT_LABEL]).await?;
+        let ca = env.pki.ca_pem()?;
+        let first = env.webhook.served_certificate(&ca).await?;
+        ensure!(
+            first == env.pki.current_cert_der()?,
+            "the webhook does not serve the certificate on disk"
+        );
+
+        let api = env.pods(&namespace);
+        let next = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..WORKERS {
+            let (api, next, done) = (api.clone(), next.clone(), done.clone());
+            workers.spawn(async move {
+                let mut failures = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= PODS {
+                        return failures;
+                    }
+                    let pod = pods::simple_pod(&format!("rotation-{i:03}"));
+                    match api.create(&PostParams::default(), &pod).await {
+                        Ok(stored) => {
+                            if let Err(err) = check_wrapped(&pod, &stored) {
+                                failures.push(format!("rotation-{i:03}: {err:#}"));
+                            }
+                        }
+                        Err(err) => failures.push(format!("rotation-{i:03}: {err}")),
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+
+        // Two rotations while the creates run, each checked on a new
+        // connection: the same CA, a new leaf.
+        let mut served = vec![first];
+        for at in [PODS / 4, PODS * 3 / 5] {
+            while done.load(Ordering::SeqCst) < at {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let rotated = env.pki.rotate().await?;
+            let now = wait_for_served(env, &ca, &rotated).await?;
+            ensure!(
+                !served.contains(&now),
+                "rotation at pod {at}: the served certificate did not change"
+            );
+            served.push(now);
+        }
+
+        let mut failures = Vec::new();
+        while let Some(result) = workers.join_next().await {
+            failures.extend(result?);
+        }
+        ensure!(
+            done.load(Ordering::SeqCst) == PODS,
+            "only {} of {PODS} creates ran",
+            done.load(Ordering::SeqCst)
+        );
+        ensure!(
+            failures.is_empty(),
+            "{} of {PODS} creates failed during certificate rotation:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        let stored = api.list(&ListParams::default()).await?.items.len();
+        ensure!(stored == PODS, "{stored} pods stored, expected {PODS}");
+        Ok(())
+    });
+}
+
+/// The webhook re-reads its credentials at connection time; give it a
+/// moment (mtime granularity) to pick up the rotated pair.
+async fn wait_for_served(env: &Env, ca: &[u8], expected: &[u8]) -> anyhow::Result<Vec<u8>> {
+    landgate_e2e::eventually(
+        "the webhook to serve the rotated certificate",
+        Duration::from_secs(10),
+        || async {
+            let served = env.webhook.served_certificate(ca).await?;
+            Ok((served == expected).then_some(served))
+        },
+    )
+    .await
+}
+
+#[test]
+fn podsecurity_restricted_admits_an_injected_compliant_pod() {
+    run(|env| async move {
+        let namespace = env
+            .namespace(
+                "e2e-restricted",
+                &[
+                    INJECT_LABEL,
+                    ("pod-security.kubernetes.io/enforce", "restricted"),
+                    ("pod-security.kubernetes.io/enforce-version", "latest"),
+                ],
+            )
+            .await?;
+        let api = env.pods(&namespace);
+        // Control: PodSecurity really enforces here.
+        match api
+            .create(&PostParams::default(), &pods::simple_pod("not-restricted"))
+            .await
+        {
+            Ok(_) => bail!("PodSecurity restricted admitted a non-compliant pod"),
+            Err(kube::Error::Api(status)) => ensure!(
+                status.message.contains("violates PodSecurity"),
+                "unexpected refusal of the non-compliant pod: {status:?}"
+            ),
+            Err(err) => return Err(err).context("creating pod not-restricted"),
+        }
+        let pod = pods::restricted_pod("restricted");
+        create(&api, &pod)
+            .await
+            .context("PodSecurity restricted refused the compliant pod after injection")?;
+        check_wrapped(&pod, &api.get("restricted").await?)
+    });
+}
