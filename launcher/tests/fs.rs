@@ -145,3 +145,33 @@ fn required_policy_fully_enforced_here_runs_the_command() {
         .assert_code(0)
         .assert_stderr(FULLY_ENFORCED);
 }
+
+#[test]
+fn rw_rules_on_device_files_work() {
+    // The strict profile grants /dev/null-class devices: rules on
+    // non-directories keep only the file rights (including device ioctl).
+    let policy = json!({"v": 1, "fs": {"rx": ["/"], "rw": ["/dev/null"]}});
+    exec(
+        &policy,
+        &["sh", "-c", "echo discarded > /dev/null && echo ok"],
+    )
+    .assert_code(0)
+    .assert_stdout("ok")
+    .assert_stderr(FULLY_ENFORCED);
+}
+
+#[test]
+fn signal_scope_blocks_signals_to_processes_outside_the_sandbox() {
+    let mut outside = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = outside.id();
+    let kill = format!("kill -0 {pid} && echo reached || echo blocked");
+    let scoped = json!({"v": 1, "scope": {"signal": true}});
+    exec(&scoped, &["sh", "-c", &kill]).assert_stdout("blocked");
+    let unscoped = json!({"v": 1, "fs": {"rx": ["/"]}});
+    exec(&unscoped, &["sh", "-c", &kill]).assert_stdout("reached");
+    outside.kill().unwrap();
+    outside.wait().unwrap();
+}
