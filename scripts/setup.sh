@@ -29,9 +29,11 @@ if ! command -v cargo >/dev/null; then
   log "cargo not found: install Rust with rustup (https://rustup.rs), then re-run"
   exit 1
 fi
-# rust-toolchain.toml pins the toolchain, its components and the musl target;
-# `rustup show` installs whatever of it is missing.
-rustup show active-toolchain >/dev/null 2>&1 || rustup show >/dev/null
+# rust-toolchain.toml pins the toolchain; install it only if it is missing.
+if ! rustup run "$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)" rustc --version >/dev/null 2>&1; then
+  log "installing the Rust toolchain pinned in rust-toolchain.toml"
+  rustup toolchain install
+fi
 rustup target list --installed | grep -q x86_64-unknown-linux-musl \
   || rustup target add x86_64-unknown-linux-musl
 
