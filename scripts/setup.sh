@@ -2,6 +2,7 @@
 # Installs what building and testing landgate needs on a fresh Debian machine.
 # Idempotent: a second run only checks.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 SUDO=""
