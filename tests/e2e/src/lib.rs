@@ -56,11 +56,30 @@ where
         let last = match probe().await {
             Ok(Some(value)) => return Ok(value),
             Ok(None) => "condition not met yet".to_owned(),
-            Err(err) => format!("{err:#}"),
+            Err(err) => describe(&err),
         };
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("timed out after {timeout:?} waiting for {what}: {last}");
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// An error chain in one line; an API server refusal as its code, reason and
+/// message (kube's Display repeats the whole Status struct).
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        match cause.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(status)) => {
+                parts.push(format!(
+                    "API server said {} {}: {}",
+                    status.code, status.reason, status.message
+                ));
+                break;
+            }
+            _ => parts.push(cause.to_string()),
+        }
+    }
+    parts.join(": ")
 }

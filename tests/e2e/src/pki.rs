@@ -40,11 +40,12 @@ impl WebhookPki {
             dir: dir.to_owned(),
             generation: 0.into(),
         };
-        pki.rotate().await?;
+        // Dangling until the first generation's ..data link exists.
         for file in ["tls.crt", "tls.key", "ca.crt"] {
             std::os::unix::fs::symlink(Path::new("..data").join(file), dir.join(file))
                 .with_context(|| format!("linking {}", dir.join(file).display()))?;
         }
+        pki.rotate().await?;
         Ok(pki)
     }
 
@@ -94,67 +95,40 @@ impl WebhookPki {
     }
 }
 
-/// Writes OUT/{ca.crt,ca.key,tls.crt,tls.key} with certs/generate.sh (the
-/// project's generator, reusing OUT's CA when `ca.key` is there), or with
-/// openssl directly while that script is not in the checkout yet.
+/// Writes OUT/{ca.crt,ca.key,tls.crt,tls.key} with the project's own
+/// generator, certs/generate.sh, which reuses OUT's CA when `ca.key` is there.
 async fn generate_serving_certs(out: &Path) -> anyhow::Result<()> {
-    let generator = repo_root().join("certs/generate.sh");
-    let mut command = if generator.exists() {
-        let mut command = tokio::process::Command::new("bash");
-        command
-            .arg(&generator)
-            .arg(out)
-            .env("EXTRA_SANS", EXTRA_SANS);
-        command
-    } else {
-        let mut command = tokio::process::Command::new("bash");
-        command
-            .arg("-c")
-            .arg(OPENSSL_FALLBACK)
-            .arg("generate")
-            .arg(out);
-        command
-    };
     which("openssl")?;
-    let output = command
+    let generator = repo_root().join("certs/generate.sh");
+    let output = tokio::process::Command::new("bash")
+        .arg(&generator)
+        .arg(out)
+        .env("EXTRA_SANS", EXTRA_SANS)
+        .env("DAYS", "2")
         .stdin(Stdio::null())
         .output()
         .await
-        .context("running the certificate generator")?;
+        .with_context(|| format!("running bash {}", generator.display()))?;
     if !output.status.success() {
         bail!(
-            "generating the webhook's certificates in {} failed ({}):\n{}{}",
+            "{} {} failed ({}):\n{}",
+            generator.display(),
             out.display(),
             output.status,
-            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
     }
     for file in ["ca.crt", "tls.crt", "tls.key"] {
         if !out.join(file).exists() {
             bail!(
-                "the certificate generator did not write {}",
+                "{} did not write {}",
+                generator.display(),
                 out.join(file).display()
             );
         }
     }
     Ok(())
 }
-
-/// Same contract as certs/generate.sh: CA reused if OUT/ca.key exists.
-const OPENSSL_FALLBACK: &str = r#"
-set -euo pipefail
-cd "$1"
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-if [ ! -f ca.key ]; then
-  openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 7 -subj /CN=landgate-e2e-webhook-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-fi
-openssl req -x509 "${ec[@]}" -CA ca.crt -CAkey ca.key -keyout tls.key -out tls.crt -days 7 \
-  -subj /CN=landgate.landgate.svc \
-  -addext subjectAltName=DNS:landgate.landgate.svc,DNS:landgate.landgate.svc.cluster.local,IP:127.0.0.1,DNS:localhost \
-  -addext extendedKeyUsage=serverAuth -addext basicConstraints=critical,CA:FALSE 2>/dev/null
-"#;
 
 /// Fails with what to install when `program` is not on PATH.
 pub fn which(program: &str) -> anyhow::Result<PathBuf> {

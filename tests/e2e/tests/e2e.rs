@@ -48,7 +48,9 @@ static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
 fn env() -> &'static Env {
     let env = ENV.get_or_init(|| {
         let started = Instant::now();
-        let env = RUNTIME.block_on(set_up()).map_err(|err| format!("{err:#}"));
+        let env = RUNTIME
+            .block_on(set_up())
+            .map_err(|err| landgate_e2e::describe(&err));
         eprintln!("e2e: set-up took {:.1}s", started.elapsed().as_secs_f64());
         env
     });
@@ -156,7 +158,8 @@ where
     if let Err(err) = result {
         env.cluster.mark_failed();
         panic!(
-            "{err:#}\n(state and logs kept in {})",
+            "{}\n(state and logs kept in {})",
+            landgate_e2e::describe(&err),
             env.cluster.dir.display()
         );
     }
