@@ -1,15 +1,77 @@
 //! The mutation engine: Pod in, JSON patch + mutated Pod + per-container
 //! policies + warnings out. No IO.
 //!
-//! PUBLIC API CONTRACT (the server and preview code against it; keep the
-//! signatures, fill in the bodies).
+//! What a wrapped pod gets (DESIGN.md, "The two halves"):
+//!
+//! - an emptyDir volume `landgate` (medium Memory, [`VOLUME_SIZE_LIMIT`]);
+//! - FIRST among the init containers, `landgate-init`, which runs
+//!   `/usr/local/bin/landgate install /landgate --wrappers sh,bash,…`. The
+//!   launcher image keeps its binary at [`IMAGE_LAUNCHER`], not at
+//!   `/landgate`, because landgate-init mounts the (read-write) volume at
+//!   `/landgate` and the mount would hide it; `install` copies it to
+//!   `/landgate/landgate` and makes the `/landgate/bin/<name>` wrappers;
+//! - in every other container (init containers, native sidecars, app
+//!   containers): the volume read-only at `/landgate`, `command` prefixed
+//!   with `/landgate/landgate exec --` (args are untouched: the kubelet
+//!   appends them to the command), exec probes and exec lifecycle hooks
+//!   prefixed the same way, `PATH=/landgate/bin:<PATH>` and
+//!   `LANDGATE_POLICY=<policy JSON>`; user-supplied `LANDGATE_*` env removed;
+//! - the `landgate.dev/status` annotation ([`Status`]).
+//!
+//! Reinvocation (`reinvocationPolicy: IfNeeded`) and pods that arrive
+//! already carrying a status are handled by reading the status back: each
+//! recorded container must still carry exactly what landgate wrote (its
+//! hash), otherwise the pod is refused as tampered; its policy is derived
+//! again from the current spec (a later webhook may have added a volume
+//! mount); containers added since are wrapped; nothing is wrapped twice. A
+//! pod whose second pass decides "skip" (say, a later webhook added a
+//! container without `command`) is unwrapped again, never left
+//! half-wrapped. A pod that already looks exactly as landgate would make
+//! it gets an empty patch.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
-use landgate_launcher::policy::Policy;
+use json_patch::jsonptr::{PointerBuf, Token};
+use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use landgate_launcher::policy::{Enforcement, POLICY_ENV, Policy};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::settings::Settings;
+use crate::derive::{self, AnnotationError, Annotations, ContainerSettings, Origin};
+use crate::settings::{Settings, UnknownEntrypoint};
+
+/// The launcher volume.
+pub const VOLUME_NAME: &str = "landgate";
+/// Where the volume is mounted, in landgate-init (read-write) and in every
+/// wrapped container (read-only).
+pub const MOUNT_PATH: &str = derive::LAUNCHER_DIR;
+/// The launcher inside wrapped containers.
+pub const LAUNCHER: &str = "/landgate/landgate";
+/// The wrapper symlinks; first on every wrapped container's PATH.
+pub const WRAPPER_DIR: &str = "/landgate/bin";
+/// The injected init container.
+pub const INIT_CONTAINER_NAME: &str = "landgate-init";
+/// The launcher binary inside the launcher image (see the module docs for
+/// why it is not `/landgate`).
+pub const IMAGE_LAUNCHER: &str = "/usr/local/bin/landgate";
+/// The launcher copy is ~1 MiB; the volume lives in memory.
+pub const VOLUME_SIZE_LIMIT: &str = "16Mi";
+/// The kubelet's annotation on mirror pods of static pods.
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// Version of the `landgate.dev/status` JSON.
+pub const STATUS_VERSION: u32 = 1;
+/// The user the launcher image runs as (its `USER`); set explicitly on
+/// landgate-init only when the pod asks for root, which the init container's
+/// `runAsNonRoot` would otherwise refuse at start.
+pub const LAUNCHER_UID: i64 = 65532;
+
+const EXEC_PREFIX: [&str; 3] = [LAUNCHER, "exec", "--"];
+const ENV_PREFIX: &str = "LANDGATE_";
 
 /// Where the pod is being admitted: the namespace and that namespace's
 /// annotations (the middle layer of the settings precedence; empty until the
@@ -49,9 +111,124 @@ pub struct Mutation {
 /// Why a pod is refused; the message names the pod, container and field.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MutateError {
-    #[error("{0}")]
-    Todo(String),
+    #[error("pod {pod}: {source}")]
+    Annotation {
+        pod: String,
+        source: AnnotationError,
+    },
+    #[error(
+        "pod {pod}: container {container:?} ({field}) sets {what}, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
+    )]
+    UnknownEntrypoint {
+        pod: String,
+        container: String,
+        field: String,
+        what: String,
+        because: String,
+    },
+    #[error(
+        "pod {pod}: {why}, but container {container:?} requires enforcement ({origin} = required); {fix}"
+    )]
+    EnforcementUnreachable {
+        pod: String,
+        container: String,
+        origin: Origin,
+        why: String,
+        fix: String,
+    },
+    #[error("pod {pod}: {field} {what}, which landgate reserves for its launcher; {fix}")]
+    Reserved {
+        pod: String,
+        field: String,
+        what: String,
+        fix: String,
+    },
+    #[error(
+        "pod {pod}: {field} was changed after landgate wrapped the pod ({what}); landgate refuses a pod whose sandbox was altered and never wraps a container twice. If another mutating webhook makes this change, order it before landgate; if the manifest was copied from a running pod, re-create it from the original manifest (without the landgate.dev/status annotation, landgate-init, the landgate volume and the /landgate/landgate exec -- prefixes)"
+    )]
+    Tampered {
+        pod: String,
+        field: String,
+        what: String,
+    },
+    #[error(
+        "pod {pod}: annotation landgate.dev/status {problem}; landgate writes this annotation itself: remove it from the manifest"
+    )]
+    InvalidStatus { pod: String, problem: String },
+    #[error(
+        "pod {pod}: container name {container:?} is used twice; Kubernetes requires unique names across containers and init containers"
+    )]
+    DuplicateContainer { pod: String, container: String },
+    #[error(
+        "pod {pod}: landgate built a patch that does not apply ({message}); this is a landgate bug, please report it with the pod manifest"
+    )]
+    Internal { pod: String, message: String },
 }
+
+// === status annotation ===
+
+/// The `landgate.dev/status` annotation: `{"version":1,"containers":{"web":
+/// {"hash":"sha256:…","path":"added"}}}` for a wrapped pod,
+/// `{"version":1,"skipped":"<reason>"}` for a pod admitted unwrapped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    pub version: u32,
+    /// Every wrapped container, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub containers: BTreeMap<String, WrappedContainer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// What landgate did to one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrappedContainer {
+    /// `sha256:<hex>` over what landgate wrote into the container: its name,
+    /// command, `LANDGATE_POLICY` and `PATH` (see [`container_hash`]).
+    pub hash: String,
+    pub path: PathEdit,
+}
+
+/// How landgate put the wrapper dir on the container's PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathEdit {
+    /// The container had no PATH: landgate added `/landgate/bin:<default>`.
+    Added,
+    /// The container's own PATH value got `/landgate/bin:` in front.
+    Prefixed,
+    /// The container's PATH comes from `valueFrom` and was left alone.
+    Untouched,
+}
+
+impl Status {
+    fn to_annotation(&self) -> String {
+        // Plain structs of strings and maps: serialization cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|err| unreachable!("status serializes: {err}"))
+    }
+}
+
+/// `sha256:<hex>` of what landgate wrote into a wrapped container.
+pub fn container_hash(
+    name: &str,
+    command: &[String],
+    policy: &str,
+    path: Option<&str>,
+    edit: PathEdit,
+) -> String {
+    let canonical = serde_json::json!([name, command, policy, path, edit]).to_string();
+    let digest = Sha256::digest(canonical.as_bytes());
+    let mut hex = String::with_capacity(7 + 64);
+    hex.push_str("sha256:");
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+// === engine ===
 
 /// Decides what to do with `pod` and builds the patch.
 pub fn mutate_pod(
@@ -59,6 +236,1145 @@ pub fn mutate_pod(
     context: PodContext<'_>,
     pod: &Pod,
 ) -> Result<Mutation, MutateError> {
-    let _ = (settings, context, pod);
-    todo!("mutation engine")
+    let label = pod_label(context.namespace, pod);
+    let no_annotations = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&no_annotations);
+
+    if settings
+        .excluded_namespaces
+        .iter()
+        .any(|n| n == context.namespace)
+    {
+        return Ok(unchanged(
+            pod,
+            format!(
+                "namespace {} is excluded (--excluded-namespaces)",
+                context.namespace
+            ),
+        ));
+    }
+    if annotations.contains_key(MIRROR_ANNOTATION) {
+        return Ok(unchanged(
+            pod,
+            "mirror pod of a static pod: the kubelet runs it from its manifest file".into(),
+        ));
+    }
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(unchanged(pod, "pod has no spec".into()));
+    };
+
+    let engine = Engine::read(settings, context, pod, spec, annotations, label)?;
+    engine.decide_and_build()
+}
+
+fn unchanged(pod: &Pod, reason: String) -> Mutation {
+    Mutation {
+        verdict: Verdict::Skipped(reason),
+        patch: json_patch::Patch(Vec::new()),
+        pod: pod.clone(),
+        policies: BTreeMap::new(),
+        warnings: Vec::new(),
+    }
+}
+
+fn pod_label(namespace: &str, pod: &Pod) -> String {
+    let name = match (&pod.metadata.name, &pod.metadata.generate_name) {
+        (Some(name), _) => name.clone(),
+        (None, Some(prefix)) => format!("{prefix}*"),
+        (None, None) => "(unnamed)".into(),
+    };
+    if namespace.is_empty() {
+        name
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+/// Which list a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Init,
+    App,
+}
+
+impl List {
+    fn json(self) -> &'static str {
+        match self {
+            List::Init => "initContainers",
+            List::App => "containers",
+        }
+    }
+}
+
+/// A container of the pod (not landgate-init), as found and as it was
+/// before landgate touched it.
+struct View<'a> {
+    list: List,
+    /// Index in the input pod's list.
+    index: usize,
+    current: &'a Container,
+    /// The container without landgate's changes (a clone of `current` for
+    /// containers landgate has not wrapped yet).
+    original: Container,
+    settings: ContainerSettings,
+}
+
+impl View<'_> {
+    fn field(&self) -> String {
+        format!("spec.{}[{}]", self.list.json(), self.index)
+    }
+}
+
+struct Engine<'a> {
+    settings: &'a Settings,
+    pod: &'a Pod,
+    spec: &'a PodSpec,
+    label: String,
+    annotations: Annotations,
+    /// Parsed `landgate.dev/status`.
+    status: Option<Status>,
+    /// True when the status records wrapped containers (a previous pass).
+    wrapped_before: bool,
+    init_pos: Option<usize>,
+    volume_pos: Option<usize>,
+    views: Vec<View<'a>>,
+}
+
+impl<'a> Engine<'a> {
+    fn read(
+        settings: &'a Settings,
+        context: PodContext<'_>,
+        pod: &'a Pod,
+        spec: &'a PodSpec,
+        annotations: &'a BTreeMap<String, String>,
+        label: String,
+    ) -> Result<Self, MutateError> {
+        let status = match annotations.get(derive::STATUS) {
+            None => None,
+            Some(raw) => Some(
+                parse_status(raw).map_err(|problem| MutateError::InvalidStatus {
+                    pod: label.clone(),
+                    problem,
+                })?,
+            ),
+        };
+        let wrapped_before = status.as_ref().is_some_and(|s| !s.containers.is_empty());
+        let init_containers = spec.init_containers.as_deref().unwrap_or_default();
+        let init_pos = init_containers
+            .iter()
+            .position(|c| c.name == INIT_CONTAINER_NAME);
+        let volume_pos = spec
+            .volumes
+            .iter()
+            .flatten()
+            .position(|v| v.name == VOLUME_NAME);
+
+        let mut engine = Engine {
+            settings,
+            pod,
+            spec,
+            label,
+            annotations: Annotations::default(),
+            status,
+            wrapped_before,
+            init_pos,
+            volume_pos,
+            views: Vec::new(),
+        };
+        if wrapped_before {
+            engine.verify_pod_level()?;
+        }
+
+        let lists = [
+            (List::Init, init_containers),
+            (List::App, spec.containers.as_slice()),
+        ];
+        let mut names: Vec<&str> = Vec::new();
+        for (list, containers) in lists {
+            for (index, container) in containers.iter().enumerate() {
+                if wrapped_before && list == List::Init && Some(index) == init_pos {
+                    continue;
+                }
+                if names.contains(&container.name.as_str()) {
+                    return Err(MutateError::DuplicateContainer {
+                        pod: engine.label.clone(),
+                        container: container.name.clone(),
+                    });
+                }
+                names.push(&container.name);
+                let original = match engine.record_of(&container.name) {
+                    Some(record) => engine.verify_container(list, index, container, record)?,
+                    None => container.clone(),
+                };
+                engine.views.push(View {
+                    list,
+                    index,
+                    current: container,
+                    original,
+                    settings: ContainerSettings {
+                        profile: settings.default_profile,
+                        profile_origin: Origin::Flag("--default-profile"),
+                        enforcement: settings.default_enforcement,
+                        enforcement_origin: Origin::Flag("--default-enforcement"),
+                        writable_paths: None,
+                        readable_paths: None,
+                        connect_ports: None,
+                    },
+                });
+            }
+        }
+
+        engine.annotations = Annotations::parse(
+            annotations,
+            context.namespace,
+            context.namespace_annotations,
+            &names,
+        )
+        .map_err(|source| MutateError::Annotation {
+            pod: engine.label.clone(),
+            source,
+        })?;
+        for view in &mut engine.views {
+            view.settings = engine
+                .annotations
+                .for_container(settings, &view.current.name);
+        }
+        Ok(engine)
+    }
+
+    fn record_of(&self, name: &str) -> Option<&WrappedContainer> {
+        self.status.as_ref().and_then(|s| s.containers.get(name))
+    }
+
+    /// On a pass after a wrapping one, landgate-init and the volume must be
+    /// exactly landgate's: the status is user-writable, so a pod could
+    /// arrive with a forged one and its own "launcher".
+    fn verify_pod_level(&self) -> Result<(), MutateError> {
+        let tampered = |field: &str, what: &str| MutateError::Tampered {
+            pod: self.label.clone(),
+            field: field.to_owned(),
+            what: what.to_owned(),
+        };
+        let expected = init_container(self.settings, self.spec);
+        match self.init_pos {
+            None => {
+                return Err(tampered(
+                    "spec.initContainers",
+                    "the landgate-init init container is missing",
+                ));
+            }
+            Some(pos) => {
+                let found = &self.spec.init_containers.as_deref().unwrap_or_default()[pos];
+                // Compare only what landgate set and the API server does not
+                // default (imagePullPolicy, terminationMessagePath, … are).
+                let same = found.image == expected.image
+                    && found.command == expected.command
+                    && found.args.as_ref().is_none_or(Vec::is_empty)
+                    && found.volume_mounts == expected.volume_mounts
+                    && found.env.as_ref().is_none_or(Vec::is_empty)
+                    && found.env_from.as_ref().is_none_or(Vec::is_empty);
+                if !same {
+                    return Err(tampered(
+                        &format!("spec.initContainers[{pos}] ({INIT_CONTAINER_NAME})"),
+                        "its image, command, env or volume mounts differ from what landgate injects",
+                    ));
+                }
+            }
+        }
+        match self.volume_pos {
+            None => Err(tampered("spec.volumes", "the landgate volume is missing")),
+            Some(pos) => {
+                let found = &self.spec.volumes.as_deref().unwrap_or_default()[pos];
+                if *found == launcher_volume() {
+                    Ok(())
+                } else {
+                    Err(tampered(
+                        &format!("spec.volumes[{pos}] ({VOLUME_NAME})"),
+                        "it is not landgate's in-memory emptyDir",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Checks a container a previous pass wrapped and returns it as it was
+    /// before.
+    fn verify_container(
+        &self,
+        list: List,
+        index: usize,
+        container: &Container,
+        record: &WrappedContainer,
+    ) -> Result<Container, MutateError> {
+        let tampered = |what: &str| MutateError::Tampered {
+            pod: self.label.clone(),
+            field: format!(
+                "container {:?} (spec.{}[{index}])",
+                container.name,
+                list.json()
+            ),
+            what: what.to_owned(),
+        };
+        let command = container.command.as_deref().unwrap_or_default();
+        if !has_exec_prefix(command) {
+            return Err(tampered(
+                "its command no longer starts with /landgate/landgate exec --",
+            ));
+        }
+        let mounts = container.volume_mounts.as_deref().unwrap_or_default();
+        if mounts.iter().filter(|m| **m == launcher_mount()).count() != 1 {
+            return Err(tampered(
+                "its read-only /landgate mount is missing or changed",
+            ));
+        }
+        let env = container.env.as_deref().unwrap_or_default();
+        let policies: Vec<&EnvVar> = env.iter().filter(|e| e.name == POLICY_ENV).collect();
+        let [policy] = policies.as_slice() else {
+            return Err(tampered("it no longer has exactly one LANDGATE_POLICY"));
+        };
+        let (Some(policy_json), None) = (&policy.value, &policy.value_from) else {
+            return Err(tampered("its LANDGATE_POLICY is no longer a plain value"));
+        };
+        let path = last_path(env).map(|(_, e)| e);
+        let path_value = match record.path {
+            PathEdit::Untouched => None,
+            PathEdit::Added | PathEdit::Prefixed => match path.and_then(|p| p.value.as_deref()) {
+                Some(value) if value.starts_with(WRAPPER_DIR) => Some(value),
+                _ => return Err(tampered("its PATH no longer starts with /landgate/bin")),
+            },
+        };
+        let hash = container_hash(
+            &container.name,
+            command,
+            policy_json,
+            path_value,
+            record.path,
+        );
+        if hash != record.hash {
+            return Err(tampered(
+                "its command, LANDGATE_POLICY or PATH no longer match the hash in landgate.dev/status",
+            ));
+        }
+
+        let mut original = container.clone();
+        original.command = Some(command[EXEC_PREFIX.len()..].to_vec());
+        for_each_exec(&mut original, |_, command| {
+            if has_exec_prefix(command) {
+                command.drain(..EXEC_PREFIX.len());
+            }
+        });
+        if let Some(env) = original.env.as_mut() {
+            env.retain(|e| e.name != POLICY_ENV);
+            if let Some((i, _)) = last_path(env) {
+                match record.path {
+                    PathEdit::Added => {
+                        env.remove(i);
+                    }
+                    PathEdit::Prefixed => {
+                        let value = env[i].value.take().unwrap_or_default();
+                        env[i].value = Some(strip_path(&value).to_owned());
+                    }
+                    PathEdit::Untouched => {}
+                }
+            }
+        }
+        if let Some(mounts) = original.volume_mounts.as_mut() {
+            mounts.retain(|m| *m != launcher_mount());
+        }
+        Ok(original)
+    }
+
+    fn decide_and_build(self) -> Result<Mutation, MutateError> {
+        let mut warnings = Vec::new();
+        if self
+            .spec
+            .ephemeral_containers
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+        {
+            warnings.push(
+                "spec.ephemeralContainers are not wrapped: landgate handles pod creation, not the ephemeralcontainers subresource".to_owned(),
+            );
+        }
+        match self.skip_reason(&mut warnings)? {
+            Some(reason) => self.build_skip(reason, warnings),
+            None => self.build_wrap(warnings),
+        }
+    }
+
+    /// The first container that requires enforcement, if any.
+    fn requiring(&self) -> Option<&View<'a>> {
+        self.views
+            .iter()
+            .find(|v| v.settings.enforcement == Enforcement::Required)
+    }
+
+    fn unreachable(&self, why: String, fix: &str) -> Result<Option<String>, MutateError> {
+        match self.requiring() {
+            Some(view) => Err(MutateError::EnforcementUnreachable {
+                pod: self.label.clone(),
+                container: view.current.name.clone(),
+                origin: view.settings.enforcement_origin.clone(),
+                why,
+                fix: fix.to_owned(),
+            }),
+            None => Ok(Some(why)),
+        }
+    }
+
+    /// Why the pod is admitted unwrapped, if it is.
+    fn skip_reason(&self, warnings: &mut Vec<String>) -> Result<Option<String>, MutateError> {
+        if self.views.is_empty() {
+            return Ok(Some("pod has no containers".into()));
+        }
+        let windows = self.spec.os.as_ref().is_some_and(|os| os.name == "windows")
+            || self
+                .spec
+                .node_selector
+                .as_ref()
+                .and_then(|s| s.get("kubernetes.io/os"))
+                .is_some_and(|os| os == "windows");
+        if windows {
+            return self.unreachable(
+                "it is a Windows pod and Landlock is Linux-only".into(),
+                "run it on Linux nodes, or allow best-effort enforcement for it",
+            );
+        }
+        if let Some(origin) = self.annotations.opt_out() {
+            return self.unreachable(
+                format!("it opts out of landgate ({origin} = \"false\")"),
+                "remove the opt-out, or allow best-effort enforcement for it",
+            );
+        }
+        let unknown: Vec<&View> = self
+            .views
+            .iter()
+            .filter(|v| v.original.command.as_ref().is_none_or(Vec::is_empty))
+            .collect();
+        let Some(first) = unknown.first() else {
+            return Ok(None);
+        };
+        let what = if first.original.args.as_ref().is_some_and(|a| !a.is_empty()) {
+            "only `args`, no `command`"
+        } else {
+            "neither `command` nor `args`"
+        };
+        let refuse = |because: String| MutateError::UnknownEntrypoint {
+            pod: self.label.clone(),
+            container: first.current.name.clone(),
+            field: format!("{}.command", first.field()),
+            what: what.to_owned(),
+            because,
+        };
+        if let Some(view) = self.requiring() {
+            return Err(refuse(format!(
+                "container {:?} requires enforcement ({} = required) and a pod is never half-wrapped",
+                view.current.name, view.settings.enforcement_origin
+            )));
+        }
+        if self.settings.unknown_entrypoint == UnknownEntrypoint::Reject {
+            return Err(refuse(
+                "the webhook runs with --unknown-entrypoint=reject".into(),
+            ));
+        }
+        let names: Vec<String> = unknown
+            .iter()
+            .map(|v| format!("{:?}", v.current.name))
+            .collect();
+        let reason = format!(
+            "image entrypoint unknown for container {} (no `command`): the whole pod runs unsandboxed; set `command:` to sandbox it",
+            names.join(", ")
+        );
+        warnings.push(reason.clone());
+        Ok(Some(reason))
+    }
+
+    // === building ===
+
+    fn build_wrap(self, mut warnings: Vec<String>) -> Result<Mutation, MutateError> {
+        if !self.wrapped_before {
+            self.check_reserved()?;
+        }
+        let mut ops = Ops::default();
+        let init_containers_len = self.spec.init_containers.as_ref().map_or(0, Vec::len);
+
+        // landgate-init first: containers wrapped below need the launcher.
+        let init_index_shift: Box<dyn Fn(usize) -> usize> = match self.init_pos {
+            Some(pos) if self.wrapped_before => {
+                if pos != 0 {
+                    ops.push(PatchOperation::Move(MoveOperation {
+                        from: ptr(["spec", "initContainers"], [pos]),
+                        path: ptr(["spec", "initContainers"], [0]),
+                    }));
+                }
+                Box::new(move |i| if i < pos { i + 1 } else { i })
+            }
+            _ => {
+                let init = to_value(&init_container(self.settings, self.spec), &self.label)?;
+                if init_containers_len == 0 {
+                    ops.add(
+                        ptr(["spec", "initContainers"], []),
+                        serde_json::json!([init]),
+                    );
+                } else {
+                    ops.add(ptr(["spec", "initContainers"], [0]), init);
+                }
+                Box::new(|i| i + 1)
+            }
+        };
+        if self.volume_pos.is_none() {
+            let volume = to_value(&launcher_volume(), &self.label)?;
+            if self.spec.volumes.as_ref().is_none_or(Vec::is_empty) {
+                ops.add(ptr(["spec", "volumes"], []), serde_json::json!([volume]));
+            } else {
+                ops.add(ptr(["spec", "volumes", "-"], []), volume);
+            }
+        }
+
+        let mut records = BTreeMap::new();
+        let mut policies = BTreeMap::new();
+        for view in &self.views {
+            let index = match view.list {
+                List::Init => init_index_shift(view.index),
+                List::App => view.index,
+            };
+            let base = ptr(["spec", view.list.json()], [index]);
+            let derived = derive::derive_policy(
+                &view.settings,
+                &view.original,
+                self.spec.volumes.as_deref().unwrap_or_default(),
+            );
+            warnings.extend(derived.warnings);
+            let policy_json = derived.policy.to_json();
+            let record = match self.record_of(&view.current.name) {
+                None => self.wrap_container(&mut ops, &base, view, &policy_json, &mut warnings)?,
+                Some(record) => {
+                    update_container(&mut ops, &base, view, record, &policy_json, &mut warnings)
+                }
+            };
+            records.insert(view.current.name.clone(), record);
+            policies.insert(view.current.name.clone(), derived.policy);
+        }
+
+        let status = Status {
+            version: STATUS_VERSION,
+            containers: records,
+            skipped: None,
+        };
+        self.set_status(&mut ops, &status);
+        let verdict = if ops.0.is_empty() {
+            // Said on the first pass already.
+            warnings.clear();
+            Verdict::AlreadyWrapped
+        } else {
+            Verdict::Wrapped
+        };
+        self.finish(ops, verdict, policies, warnings)
+    }
+
+    /// Names and volume paths landgate needs must be free on a first pass.
+    fn check_reserved(&self) -> Result<(), MutateError> {
+        let reserved = |field: String, what: String, fix: &str| MutateError::Reserved {
+            pod: self.label.clone(),
+            field,
+            what,
+            fix: fix.to_owned(),
+        };
+        if let Some(pos) = self.init_pos {
+            return Err(reserved(
+                format!("spec.initContainers[{pos}]"),
+                format!("is named {INIT_CONTAINER_NAME:?}"),
+                "rename that init container",
+            ));
+        }
+        if let Some(pos) = self.volume_pos {
+            return Err(reserved(
+                format!("spec.volumes[{pos}]"),
+                format!("is named {VOLUME_NAME:?}"),
+                "rename the volume (and its volumeMounts)",
+            ));
+        }
+        let launcher_dir = std::path::Path::new(MOUNT_PATH);
+        for view in &self.views {
+            for (i, mount) in view.current.volume_mounts.iter().flatten().enumerate() {
+                if std::path::Path::new(&mount.mount_path).starts_with(launcher_dir) {
+                    return Err(reserved(
+                        format!(
+                            "container {:?} ({}.volumeMounts[{i}])",
+                            view.current.name,
+                            view.field()
+                        ),
+                        format!("mounts volume {:?} at {}", mount.name, mount.mount_path),
+                        "mount it somewhere else: landgate mounts its launcher at /landgate",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// First wrap of a container; returns its status record.
+    fn wrap_container(
+        &self,
+        ops: &mut Ops,
+        base: &PointerBuf,
+        view: &View,
+        policy_json: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<WrappedContainer, MutateError> {
+        let c = view.current;
+        let name = &c.name;
+        let env = c.env.as_deref().unwrap_or_default();
+
+        // User-supplied LANDGATE_* cannot be trusted: LANDGATE_ACTIVE=1
+        // would make wrappers skip the sandbox.
+        let mut kept: Vec<&EnvVar> = Vec::with_capacity(env.len() + 2);
+        let mut stripped = Vec::new();
+        for (i, var) in env.iter().enumerate().rev() {
+            if var.name.starts_with(ENV_PREFIX) {
+                ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: at(base, ["env"], [i]),
+                }));
+                stripped.push(var.name.as_str());
+            }
+        }
+        kept.extend(env.iter().filter(|v| !v.name.starts_with(ENV_PREFIX)));
+        if !stripped.is_empty() {
+            stripped.reverse();
+            warnings.push(format!(
+                "container {name:?}: removed env {} (the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod)",
+                stripped.join(", ")
+            ));
+        }
+
+        let mut appended: Vec<EnvVar> = Vec::with_capacity(2);
+        let (edit, path_value) = match last_path_ref(&kept) {
+            Some((i, var)) if var.value_from.is_none() => {
+                let value = prefixed_path(var.value.as_deref().unwrap_or_default());
+                ops.add(
+                    at(base, ["env"], [i]).with("value"),
+                    serde_json::Value::String(value.clone()),
+                );
+                (PathEdit::Prefixed, Some(value))
+            }
+            Some(_) => {
+                warnings.push(format!(
+                    "container {name:?}: PATH comes from valueFrom and cannot be prefixed with /landgate/bin, so programs started by name (kubectl exec … -- sh) are not sandboxed; set PATH as a plain value"
+                ));
+                (PathEdit::Untouched, None)
+            }
+            None => {
+                let value = prefixed_path(&self.settings.default_path);
+                if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
+                    warnings.push(format!(
+                        "container {name:?}: PATH is set to {value}; a PATH from envFrom is overridden (set PATH under env to keep your own)"
+                    ));
+                }
+                appended.push(env_var("PATH", &value));
+                (PathEdit::Added, Some(value))
+            }
+        };
+        appended.push(env_var(POLICY_ENV, policy_json));
+        if kept.is_empty() {
+            ops.add(at(base, ["env"], []), to_value(&appended, &self.label)?);
+        } else {
+            for var in &appended {
+                ops.add(at(base, ["env", "-"], []), to_value(var, &self.label)?);
+            }
+        }
+
+        let command = wrap_command(view.original.command.as_deref().unwrap_or_default());
+        ops.add(at(base, ["command"], []), serde_json::json!(command));
+        prefix_exec_handlers(ops, base, c);
+        if c.volume_mounts.as_ref().is_none_or(Vec::is_empty) {
+            ops.add(
+                at(base, ["volumeMounts"], []),
+                serde_json::json!([to_value(&launcher_mount(), &self.label)?]),
+            );
+        } else {
+            ops.add(
+                at(base, ["volumeMounts", "-"], []),
+                to_value(&launcher_mount(), &self.label)?,
+            );
+        }
+
+        Ok(WrappedContainer {
+            hash: container_hash(name, &command, policy_json, path_value.as_deref(), edit),
+            path: edit,
+        })
+    }
+
+    fn build_skip(self, reason: String, warnings: Vec<String>) -> Result<Mutation, MutateError> {
+        let mut ops = Ops::default();
+        if self.wrapped_before {
+            // Undo the previous pass: a pod is never half-wrapped.
+            for view in &self.views {
+                if let Some(record) = self.record_of(&view.current.name) {
+                    let base = ptr(["spec", view.list.json()], [view.index]);
+                    unwrap_container(&mut ops, &base, view.current, record, &view.original);
+                }
+            }
+            if let Some(pos) = self.init_pos {
+                ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: ptr(["spec", "initContainers"], [pos]),
+                }));
+            }
+            if let Some(pos) = self.volume_pos {
+                ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: ptr(["spec", "volumes"], [pos]),
+                }));
+            }
+        }
+        let status = Status {
+            version: STATUS_VERSION,
+            containers: BTreeMap::new(),
+            skipped: Some(reason.clone()),
+        };
+        self.set_status(&mut ops, &status);
+        self.finish(ops, Verdict::Skipped(reason), BTreeMap::new(), warnings)
+    }
+
+    fn set_status(&self, ops: &mut Ops, status: &Status) {
+        if self.status.as_ref() == Some(status) {
+            return;
+        }
+        let value = serde_json::Value::String(status.to_annotation());
+        if self
+            .pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_none_or(BTreeMap::is_empty)
+        {
+            ops.add(
+                ptr(["metadata", "annotations"], []),
+                serde_json::json!({ derive::STATUS: value }),
+            );
+        } else {
+            ops.add(ptr(["metadata", "annotations", derive::STATUS], []), value);
+        }
+    }
+
+    /// Applies the patch to the pod's JSON, so that the reported pod is by
+    /// construction what the API server gets.
+    fn finish(
+        &self,
+        ops: Ops,
+        verdict: Verdict,
+        policies: BTreeMap<String, Policy>,
+        warnings: Vec<String>,
+    ) -> Result<Mutation, MutateError> {
+        let internal = |message: String| MutateError::Internal {
+            pod: self.label.clone(),
+            message,
+        };
+        let patch = json_patch::Patch(ops.0);
+        let pod = if patch.0.is_empty() {
+            self.pod.clone()
+        } else {
+            let mut doc = to_value(self.pod, &self.label)?;
+            json_patch::patch(&mut doc, &patch).map_err(|e| internal(e.to_string()))?;
+            serde_json::from_value(doc).map_err(|e| internal(e.to_string()))?
+        };
+        Ok(Mutation {
+            verdict,
+            patch,
+            pod,
+            policies,
+            warnings: warnings
+                .into_iter()
+                .map(|w| format!("landgate: {w}"))
+                .collect(),
+        })
+    }
+}
+
+/// A later pass over a wrapped container: new policy if the spec changed,
+/// exec handlers and LANDGATE_* env added since handled.
+fn update_container(
+    ops: &mut Ops,
+    base: &PointerBuf,
+    view: &View,
+    record: &WrappedContainer,
+    policy_json: &str,
+    warnings: &mut Vec<String>,
+) -> WrappedContainer {
+    let c = view.current;
+    let env = c.env.as_deref().unwrap_or_default();
+    let mut stripped = Vec::new();
+    for (i, var) in env.iter().enumerate().rev() {
+        if var.name.starts_with(ENV_PREFIX) && var.name != POLICY_ENV {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: at(base, ["env"], [i]),
+            }));
+            stripped.push(var.name.as_str());
+        }
+    }
+    if !stripped.is_empty() {
+        stripped.reverse();
+        warnings.push(format!(
+            "container {:?}: removed env {} (the LANDGATE_* variables are landgate's)",
+            c.name,
+            stripped.join(", ")
+        ));
+    }
+    let kept: Vec<&EnvVar> = env
+        .iter()
+        .filter(|v| !v.name.starts_with(ENV_PREFIX) || v.name == POLICY_ENV)
+        .collect();
+    if let Some(i) = kept.iter().position(|v| v.name == POLICY_ENV)
+        && kept[i].value.as_deref() != Some(policy_json)
+    {
+        ops.add(
+            at(base, ["env"], [i]).with("value"),
+            serde_json::Value::String(policy_json.to_owned()),
+        );
+    }
+    prefix_exec_handlers(ops, base, c);
+    let command = c.command.as_deref().unwrap_or_default();
+    let path_value = match record.path {
+        PathEdit::Untouched => None,
+        _ => last_path_ref(&kept).and_then(|(_, v)| v.value.as_deref()),
+    };
+    WrappedContainer {
+        hash: container_hash(&c.name, command, policy_json, path_value, record.path),
+        path: record.path,
+    }
+}
+
+/// Reverts what a previous pass did to a container.
+fn unwrap_container(
+    ops: &mut Ops,
+    base: &PointerBuf,
+    current: &Container,
+    record: &WrappedContainer,
+    original: &Container,
+) {
+    ops.add(
+        at(base, ["command"], []),
+        serde_json::json!(original.command.as_deref().unwrap_or_default()),
+    );
+    for (field, command) in exec_handlers(current) {
+        if has_exec_prefix(command) {
+            ops.add(
+                at(base, field, []).with("exec").with("command"),
+                serde_json::json!(command[EXEC_PREFIX.len()..]),
+            );
+        }
+    }
+    let env = current.env.as_deref().unwrap_or_default();
+    let path = last_path(env);
+    let mut removals: Vec<usize> = env
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.name == POLICY_ENV)
+        .map(|(i, _)| i)
+        .collect();
+    if let Some((i, var)) = path {
+        match record.path {
+            PathEdit::Added => removals.push(i),
+            PathEdit::Prefixed => ops.add(
+                at(base, ["env"], [i]).with("value"),
+                serde_json::Value::String(
+                    strip_path(var.value.as_deref().unwrap_or_default()).to_owned(),
+                ),
+            ),
+            PathEdit::Untouched => {}
+        }
+    }
+    let mounts = current.volume_mounts.as_deref().unwrap_or_default();
+    let mount_removals: Vec<usize> = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m == launcher_mount())
+        .map(|(i, _)| i)
+        .collect();
+    removals.sort_unstable();
+    for i in removals.into_iter().rev() {
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: at(base, ["env"], [i]),
+        }));
+    }
+    for i in mount_removals.into_iter().rev() {
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: at(base, ["volumeMounts"], [i]),
+        }));
+    }
+}
+
+// === what landgate injects ===
+
+/// The `landgate-init` init container. Its securityContext passes the
+/// PodSecurity "restricted" standard: an injected container must never be
+/// the reason a pod is refused.
+pub fn init_container(settings: &Settings, spec: &PodSpec) -> Container {
+    let quantities = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+        ])
+    };
+    let pod_runs_as_root = spec.security_context.as_ref().and_then(|sc| sc.run_as_user) == Some(0);
+    Container {
+        name: INIT_CONTAINER_NAME.to_owned(),
+        image: Some(settings.launcher_image.clone()),
+        command: Some(vec![
+            IMAGE_LAUNCHER.to_owned(),
+            "install".to_owned(),
+            MOUNT_PATH.to_owned(),
+            "--wrappers".to_owned(),
+            settings.wrappers.join(","),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: VOLUME_NAME.to_owned(),
+            mount_path: MOUNT_PATH.to_owned(),
+            ..Default::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities("10m", "16Mi")),
+            limits: Some(quantities("100m", "32Mi")),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Default::default()
+            }),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: pod_runs_as_root.then_some(LAUNCHER_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The `landgate` volume.
+pub fn launcher_volume() -> Volume {
+    Volume {
+        name: VOLUME_NAME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".to_owned()),
+            size_limit: Some(Quantity(VOLUME_SIZE_LIMIT.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The read-only mount of the launcher volume in wrapped containers.
+pub fn launcher_mount() -> VolumeMount {
+    VolumeMount {
+        name: VOLUME_NAME.to_owned(),
+        mount_path: MOUNT_PATH.to_owned(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+/// `/landgate/landgate exec -- <command…>`.
+pub fn wrap_command(command: &[String]) -> Vec<String> {
+    EXEC_PREFIX
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(command.iter().cloned())
+        .collect()
+}
+
+fn has_exec_prefix(command: &[String]) -> bool {
+    command.len() > EXEC_PREFIX.len() && command.iter().zip(EXEC_PREFIX).all(|(a, b)| a == b)
+}
+
+fn prefixed_path(path: &str) -> String {
+    if path.is_empty() {
+        WRAPPER_DIR.to_owned()
+    } else {
+        format!("{WRAPPER_DIR}:{path}")
+    }
+}
+
+fn strip_path(path: &str) -> &str {
+    path.strip_prefix(WRAPPER_DIR)
+        .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
+        .unwrap_or(path)
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    }
+}
+
+/// The PATH that wins (the kubelet takes the last duplicate).
+fn last_path(env: &[EnvVar]) -> Option<(usize, &EnvVar)> {
+    env.iter().enumerate().rev().find(|(_, e)| e.name == "PATH")
+}
+
+fn last_path_ref<'e>(env: &[&'e EnvVar]) -> Option<(usize, &'e EnvVar)> {
+    env.iter()
+        .enumerate()
+        .rev()
+        .find(|(_, e)| e.name == "PATH")
+        .map(|(i, e)| (i, *e))
+}
+
+/// The container's exec probes and exec lifecycle hooks, with the JSON path
+/// of their handler: the kubelet runs these inside the container without
+/// the entrypoint, so unwrapped they would escape the sandbox.
+fn exec_handlers(c: &Container) -> Vec<([&'static str; 2], &[String])> {
+    let mut found = Vec::new();
+    let probes = [
+        ("livenessProbe", &c.liveness_probe),
+        ("readinessProbe", &c.readiness_probe),
+        ("startupProbe", &c.startup_probe),
+    ];
+    for (field, probe) in probes {
+        if let Some(command) = probe
+            .as_ref()
+            .and_then(|p| p.exec.as_ref())
+            .and_then(|e| e.command.as_deref())
+            .filter(|c| !c.is_empty())
+        {
+            // The second token is never used for probes.
+            found.push(([field, ""], command));
+        }
+    }
+    if let Some(lifecycle) = &c.lifecycle {
+        for (field, handler) in [
+            ("postStart", &lifecycle.post_start),
+            ("preStop", &lifecycle.pre_stop),
+        ] {
+            if let Some(command) = handler
+                .as_ref()
+                .and_then(|h| h.exec.as_ref())
+                .and_then(|e| e.command.as_deref())
+                .filter(|c| !c.is_empty())
+            {
+                found.push((["lifecycle", field], command));
+            }
+        }
+    }
+    found
+}
+
+fn for_each_exec(c: &mut Container, mut f: impl FnMut(&str, &mut Vec<String>)) {
+    for (field, probe) in [
+        ("livenessProbe", &mut c.liveness_probe),
+        ("readinessProbe", &mut c.readiness_probe),
+        ("startupProbe", &mut c.startup_probe),
+    ] {
+        if let Some(command) = probe
+            .as_mut()
+            .and_then(|p| p.exec.as_mut())
+            .and_then(|e| e.command.as_mut())
+        {
+            f(field, command);
+        }
+    }
+    if let Some(lifecycle) = c.lifecycle.as_mut() {
+        for (field, handler) in [
+            ("postStart", &mut lifecycle.post_start),
+            ("preStop", &mut lifecycle.pre_stop),
+        ] {
+            if let Some(command) = handler
+                .as_mut()
+                .and_then(|h| h.exec.as_mut())
+                .and_then(|e| e.command.as_mut())
+            {
+                f(field, command);
+            }
+        }
+    }
+}
+
+fn prefix_exec_handlers(ops: &mut Ops, base: &PointerBuf, c: &Container) {
+    for (field, command) in exec_handlers(c) {
+        if !has_exec_prefix(command) {
+            ops.add(
+                at(base, field, []).with("exec").with("command"),
+                serde_json::json!(wrap_command(command)),
+            );
+        }
+    }
+}
+
+fn parse_status(raw: &str) -> Result<Status, String> {
+    let status: Status =
+        serde_json::from_str(raw).map_err(|e| format!("is not valid ({e}): {raw:?}"))?;
+    if status.version != STATUS_VERSION {
+        return Err(format!(
+            "has version {}, this landgate writes version {STATUS_VERSION}",
+            status.version
+        ));
+    }
+    Ok(status)
+}
+
+// === JSON patch helpers ===
+
+#[derive(Default)]
+struct Ops(Vec<PatchOperation>);
+
+impl Ops {
+    fn push(&mut self, op: PatchOperation) {
+        self.0.push(op);
+    }
+
+    /// `add` sets an object member whether or not it exists, and inserts
+    /// into an array.
+    fn add(&mut self, path: PointerBuf, value: serde_json::Value) {
+        self.0
+            .push(PatchOperation::Add(AddOperation { path, value }));
+    }
+}
+
+trait With {
+    fn with(self, token: &str) -> Self;
+}
+
+impl With for PointerBuf {
+    fn with(mut self, token: &str) -> Self {
+        self.push_back(token);
+        self
+    }
+}
+
+/// A pointer from string tokens then index tokens (escaped by jsonptr: `/`
+/// and `~` in annotation keys become `~1` and `~0`).
+fn ptr<const N: usize, const M: usize>(names: [&str; N], indices: [usize; M]) -> PointerBuf {
+    let mut p = PointerBuf::from_tokens(names);
+    for i in indices {
+        p.push_back(Token::from(i));
+    }
+    p
+}
+
+/// `base` + names (empty names skipped) + indices.
+fn at<const N: usize, const M: usize>(
+    base: &PointerBuf,
+    names: [&str; N],
+    indices: [usize; M],
+) -> PointerBuf {
+    let mut p = base.clone();
+    for name in names.into_iter().filter(|n| !n.is_empty()) {
+        p.push_back(name);
+    }
+    for i in indices {
+        p.push_back(Token::from(i));
+    }
+    p
+}
+
+fn to_value<T: Serialize + ?Sized>(value: &T, pod: &str) -> Result<serde_json::Value, MutateError> {
+    serde_json::to_value(value).map_err(|e| MutateError::Internal {
+        pod: pod.to_owned(),
+        message: e.to_string(),
+    })
 }
