@@ -520,9 +520,9 @@ pub fn derive_policy(
                 if read_only_root {
                     // Writable only if a volume is mounted there (then it
                     // is already in the list).
-                } else if PROTECTED.iter().any(|p| abs(p).is_within(&dir)) {
+                } else if is_protected(&dir) {
                     warn(format!(
-                        "workingDir {dir} is not made writable: it contains system directories (writes to /etc, /usr, /bin, /lib*, /opt stay denied); add a writable volume there or list subdirectories in {WRITABLE_PATHS}"
+                        "workingDir {dir} is not made writable: it is, holds or lies in a system directory (writes to /etc, /usr, /bin, /sbin, /lib*, /opt stay denied under baseline); mount a writable volume there or list the path in {WRITABLE_PATHS}"
                     ));
                 } else {
                     rw.push(dir);
@@ -574,6 +574,13 @@ pub fn derive_policy(
         },
         warnings,
     }
+}
+
+/// True when `dir` is, contains or lies beneath a [`PROTECTED`] directory.
+fn is_protected(dir: &AbsPath) -> bool {
+    PROTECTED.iter().map(|p| abs(p)).any(|p| {
+        p.is_within(dir) || (p.as_path() != std::path::Path::new("/") && dir.is_within(&p))
+    })
 }
 
 /// TCP `containerPorts`, sorted and deduplicated; other protocols are
@@ -931,6 +938,8 @@ mod tests {
     #[rstest]
     #[case("/")]
     #[case("/usr")]
+    #[case("/usr/src/app")]
+    #[case("/opt")]
     fn baseline_never_opens_system_dirs_through_working_dir(#[case] dir: &str) {
         let mut c = web();
         c.working_dir = Some(dir.into());

@@ -572,7 +572,7 @@ impl<'a> Engine<'a> {
                     }
                     PathEdit::Prefixed => {
                         let value = env[i].value.take().unwrap_or_default();
-                        env[i].value = Some(strip_path(&value).to_owned());
+                        env[i].value = Some(strip_path(&value).to_owned()).filter(|v| !v.is_empty());
                     }
                     PathEdit::Untouched => {}
                 }
@@ -692,9 +692,7 @@ impl<'a> Engine<'a> {
     // === building ===
 
     fn build_wrap(self, mut warnings: Vec<String>) -> Result<Mutation, MutateError> {
-        if !self.wrapped_before {
-            self.check_reserved()?;
-        }
+        self.check_reserved()?;
         let mut ops = Ops::default();
         let init_containers_len = self.spec.init_containers.as_ref().map_or(0, Vec::len);
 
@@ -772,7 +770,9 @@ impl<'a> Engine<'a> {
         self.finish(ops, verdict, policies, warnings)
     }
 
-    /// Names and volume paths landgate needs must be free on a first pass.
+    /// Names and volume paths landgate needs must be free (on a later pass,
+    /// landgate-init, the volume and the mounts of wrapped containers are
+    /// landgate's own, verified in [`Engine::read`]).
     fn check_reserved(&self) -> Result<(), MutateError> {
         let reserved = |field: String, what: String, fix: &str| MutateError::Reserved {
             pod: self.label.clone(),
@@ -780,14 +780,14 @@ impl<'a> Engine<'a> {
             what,
             fix: fix.to_owned(),
         };
-        if let Some(pos) = self.init_pos {
+        if let Some(pos) = self.init_pos.filter(|_| !self.wrapped_before) {
             return Err(reserved(
                 format!("spec.initContainers[{pos}]"),
                 format!("is named {INIT_CONTAINER_NAME:?}"),
                 "rename that init container",
             ));
         }
-        if let Some(pos) = self.volume_pos {
+        if let Some(pos) = self.volume_pos.filter(|_| !self.wrapped_before) {
             return Err(reserved(
                 format!("spec.volumes[{pos}]"),
                 format!("is named {VOLUME_NAME:?}"),
@@ -796,8 +796,10 @@ impl<'a> Engine<'a> {
         }
         let launcher_dir = std::path::Path::new(MOUNT_PATH);
         for view in &self.views {
+            let recorded = self.record_of(&view.current.name).is_some();
             for (i, mount) in view.current.volume_mounts.iter().flatten().enumerate() {
-                if std::path::Path::new(&mount.mount_path).starts_with(launcher_dir) {
+                let ours = recorded && *mount == launcher_mount();
+                if !ours && std::path::Path::new(&mount.mount_path).starts_with(launcher_dir) {
                     return Err(reserved(
                         format!(
                             "container {:?} ({}.volumeMounts[{i}])",
@@ -1071,12 +1073,14 @@ fn unwrap_container(
     if let Some((i, var)) = path {
         match record.path {
             PathEdit::Added => removals.push(i),
-            PathEdit::Prefixed => ops.add(
-                at(base, ["env"], [i]).with("value"),
-                serde_json::Value::String(
-                    strip_path(var.value.as_deref().unwrap_or_default()).to_owned(),
-                ),
-            ),
+            PathEdit::Prefixed => {
+                let path = at(base, ["env"], [i]).with("value");
+                match strip_path(var.value.as_deref().unwrap_or_default()) {
+                    // An empty value is no value: the API server omits it.
+                    "" => ops.push(PatchOperation::Remove(RemoveOperation { path })),
+                    value => ops.add(path, serde_json::Value::String(value.to_owned())),
+                }
+            }
             PathEdit::Untouched => {}
         }
     }
