@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -139,13 +140,21 @@ pub fn append_container(body: &[u8]) -> anyhow::Result<Vec<u8>> {
         }]))?;
         response = response.with_patch(patch)?;
     }
-    Ok(serde_json::to_vec(&response.into_review())?)
+    // kube-core models the patch as bytes, which serde writes as an array
+    // of numbers; the API (Go's []byte) specifies a base64 string.
+    let mut review = serde_json::to_value(response.into_review())?;
+    if let Some(patch) = review.pointer_mut("/response/patch") {
+        let bytes: Vec<u8> = serde_json::from_value(patch.take())?;
+        *patch = base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .into();
+    }
+    Ok(serde_json::to_vec(&review)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
 
     fn review(containers: serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(&json!({

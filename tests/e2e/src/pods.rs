@@ -175,11 +175,9 @@ pub fn declared_tcp_ports(container: &Container) -> BTreeSet<u16> {
 /// the status annotation present.
 pub fn check_wrapped(submitted: &Pod, stored: &Pod) -> anyhow::Result<()> {
     let name = stored.metadata.name.as_deref().unwrap_or("<generated>");
-    let context = || format!("pod {name} is not wrapped as expected");
-    check_wrapped_inner(submitted, stored).with_context(|| {
-        format!(
-            "{}; stored pod:\n{}",
-            context(),
+    check_wrapped_inner(submitted, stored).map_err(|err| {
+        anyhow::anyhow!(
+            "pod {name} is not wrapped as expected: {err:#}\nstored pod:\n{}",
             serde_json::to_string_pretty(stored).unwrap_or_default()
         )
     })

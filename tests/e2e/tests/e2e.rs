@@ -7,7 +7,8 @@
 //! (`just e2e` does all three). On failure the state directory with every
 //! component's log is kept and its path printed.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -133,6 +134,23 @@ impl Env {
 
     async fn kubectl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         self.cluster.kubectl(args).await
+    }
+
+    /// Re-registers the main configuration with another caBundle.
+    async fn set_landgate_ca_bundle(&self, bundle: Vec<u8>) -> anyhow::Result<()> {
+        let api = Api::<MutatingWebhookConfiguration>::all(self.client.clone());
+        let mut configuration = api.get(LANDGATE_CONFIGURATION).await?;
+        for hook in configuration.webhooks.iter_mut().flatten() {
+            hook.client_config.ca_bundle = Some(k8s_openapi::ByteString(bundle.clone()));
+        }
+        api.replace(
+            LANDGATE_CONFIGURATION,
+            &PostParams::default(),
+            &configuration,
+        )
+        .await
+        .context("updating the landgate caBundle")?;
+        Ok(())
     }
 
     /// Writes `pod` as YAML into the state directory, for kubectl -f.
@@ -506,6 +524,11 @@ fn certificate_rotation_during_200_creates_loses_none() {
     run(|env| async move {
         const PODS: usize = 200;
         const WORKERS: usize = 4;
+        const ROTATIONS: [usize; 2] = [PODS / 5, PODS / 2];
+        // Creates from here on wait until both rotations were seen on new
+        // API server connections (or failed), so that both happen while the
+        // loop runs.
+        const GATE: usize = PODS * 3 / 4;
         let namespace = env.namespace("e2e-rotation", &[INJECT_LABEL]).await?;
         let ca = env.pki.ca_pem()?;
         let first = env.webhook.served_certificate(&ca).await?;
@@ -517,15 +540,20 @@ fn certificate_rotation_during_200_creates_loses_none() {
         let api = env.pods(&namespace);
         let next = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
+        let released = Arc::new(AtomicBool::new(false));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..WORKERS {
-            let (api, next, done) = (api.clone(), next.clone(), done.clone());
+            let (api, next, done, released) =
+                (api.clone(), next.clone(), done.clone(), released.clone());
             workers.spawn(async move {
                 let mut failures = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= PODS {
                         return failures;
+                    }
+                    while i >= GATE && !released.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     let pod = pods::simple_pod(&format!("rotation-{i:03}"));
                     match api.create(&PostParams::default(), &pod).await {
@@ -541,26 +569,71 @@ fn certificate_rotation_during_200_creates_loses_none() {
             });
         }
 
-        // Two rotations while the creates run, each checked on a new
-        // connection: the same CA, a new leaf.
-        let mut served = vec![first];
-        for at in [PODS / 4, PODS * 3 / 5] {
-            while done.load(Ordering::SeqCst) < at {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        let rotations = async {
+            let mut served = vec![first];
+            for (n, at) in ROTATIONS.into_iter().enumerate() {
+                while done.load(Ordering::SeqCst) < at {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let known = apiserver_connections(env.webhook.port).await?;
+                ensure!(
+                    !known.is_empty(),
+                    "the API server holds no connection to the webhook"
+                );
+                // Same CA, new key and leaf, swapped like a Secret volume.
+                let rotated = env.pki.rotate().await?;
+                let now = wait_for_served(env, &ca, &rotated).await?;
+                ensure!(
+                    !served.contains(&now),
+                    "rotation {n}: the served certificate did not change"
+                );
+                served.push(now);
+                // The API server keeps one HTTP/2 connection to the webhook
+                // for as long as it can, so it would never see the new
+                // certificate. Re-register the same CA with n+1 trailing
+                // newlines (what a CA injector's re-sync looks like): a new
+                // caBundle is a new client transport, so the next creates
+                // handshake afresh, against the rotated certificate.
+                let mut bundle = ca.clone();
+                bundle.extend(std::iter::repeat_n(b'\n', n + 1));
+                env.set_landgate_ca_bundle(bundle).await?;
+                // Dry-run creates keep requests flowing while the API server
+                // picks up the new bundle (the loop may be at the gate); each
+                // one must succeed like the loop's own creates.
+                let probe = pods::simple_pod("rotation-probe");
+                let dry_run = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let shown = api
+                        .create(&dry_run, &probe)
+                        .await
+                        .with_context(|| format!("dry-run create after rotation {n}"))?;
+                    check_wrapped(&probe, &shown)?;
+                    let now = apiserver_connections(env.webhook.port).await?;
+                    if now.difference(&known).next().is_some() {
+                        break;
+                    }
+                    ensure!(
+                        Instant::now() < deadline,
+                        "rotation {n}: the API server opened no new connection to the webhook \
+                         within 30s of the caBundle update (connections: {now:?})"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
-            let rotated = env.pki.rotate().await?;
-            let now = wait_for_served(env, &ca, &rotated).await?;
-            ensure!(
-                !served.contains(&now),
-                "rotation at pod {at}: the served certificate did not change"
-            );
-            served.push(now);
+            anyhow::Ok(())
         }
+        .await;
+        released.store(true, Ordering::SeqCst);
 
         let mut failures = Vec::new();
         while let Some(result) = workers.join_next().await {
             failures.extend(result?);
         }
+        rotations?;
         ensure!(
             done.load(Ordering::SeqCst) == PODS,
             "only {} of {PODS} creates ran",
@@ -590,6 +663,29 @@ async fn wait_for_served(env: &Env, ca: &[u8], expected: &[u8]) -> anyhow::Resul
         },
     )
     .await
+}
+
+/// Local ports of kube-apiserver's established connections to `port`.
+async fn apiserver_connections(port: u16) -> anyhow::Result<BTreeSet<u16>> {
+    let output = tokio::process::Command::new("ss")
+        .args(["-Htnp", "state", "established"])
+        .arg(format!("( dport = :{port} )"))
+        .output()
+        .await
+        .context("running ss (apt-get install iproute2)")?;
+    ensure!(
+        output.status.success(),
+        "ss failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Recv-Q Send-Q Local:Port Peer:Port users:(("kube-apiserver-",pid=..,fd=..))
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("\"kube-apiserver"))
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .filter_map(|local| local.rsplit_once(':'))
+        .filter_map(|(_, port)| port.parse().ok())
+        .collect())
 }
 
 #[test]
