@@ -114,7 +114,7 @@ pub enum MutateError {
     #[error("pod {pod}: {source}")]
     Annotation {
         pod: String,
-        source: AnnotationError,
+        source: Box<AnnotationError>,
     },
     #[error(
         "pod {pod}: container {container:?} ({field}) sets {what}, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
@@ -123,7 +123,7 @@ pub enum MutateError {
         pod: String,
         container: String,
         field: String,
-        what: String,
+        what: &'static str,
         because: String,
     },
     #[error(
@@ -132,16 +132,17 @@ pub enum MutateError {
     EnforcementUnreachable {
         pod: String,
         container: String,
-        origin: Origin,
+        /// Where `required` came from ([`Origin`], rendered).
+        origin: String,
         why: String,
-        fix: String,
+        fix: &'static str,
     },
     #[error("pod {pod}: {field} {what}, which landgate reserves for its launcher; {fix}")]
     Reserved {
         pod: String,
         field: String,
         what: String,
-        fix: String,
+        fix: &'static str,
     },
     #[error(
         "pod {pod}: {field} was changed after landgate wrapped the pod ({what}); landgate refuses a pod whose sandbox was altered and never wraps a container twice. If another mutating webhook makes this change, order it before landgate; if the manifest was copied from a running pod, re-create it from the original manifest (without the landgate.dev/status annotation, landgate-init, the landgate volume and the /landgate/landgate exec -- prefixes)"
@@ -432,7 +433,7 @@ impl<'a> Engine<'a> {
         )
         .map_err(|source| MutateError::Annotation {
             pod: engine.label.clone(),
-            source,
+            source: Box::new(source),
         })?;
         for view in &mut engine.views {
             view.settings = engine
@@ -572,7 +573,8 @@ impl<'a> Engine<'a> {
                     }
                     PathEdit::Prefixed => {
                         let value = env[i].value.take().unwrap_or_default();
-                        env[i].value = Some(strip_path(&value).to_owned()).filter(|v| !v.is_empty());
+                        env[i].value =
+                            Some(strip_path(&value).to_owned()).filter(|v| !v.is_empty());
                     }
                     PathEdit::Untouched => {}
                 }
@@ -609,14 +611,14 @@ impl<'a> Engine<'a> {
             .find(|v| v.settings.enforcement == Enforcement::Required)
     }
 
-    fn unreachable(&self, why: String, fix: &str) -> Result<Option<String>, MutateError> {
+    fn unreachable(&self, why: String, fix: &'static str) -> Result<Option<String>, MutateError> {
         match self.requiring() {
             Some(view) => Err(MutateError::EnforcementUnreachable {
                 pod: self.label.clone(),
                 container: view.current.name.clone(),
-                origin: view.settings.enforcement_origin.clone(),
+                origin: view.settings.enforcement_origin.to_string(),
                 why,
-                fix: fix.to_owned(),
+                fix,
             }),
             None => Ok(Some(why)),
         }
@@ -663,7 +665,7 @@ impl<'a> Engine<'a> {
             pod: self.label.clone(),
             container: first.current.name.clone(),
             field: format!("{}.command", first.field()),
-            what: what.to_owned(),
+            what,
             because,
         };
         if let Some(view) = self.requiring() {
@@ -774,11 +776,11 @@ impl<'a> Engine<'a> {
     /// landgate-init, the volume and the mounts of wrapped containers are
     /// landgate's own, verified in [`Engine::read`]).
     fn check_reserved(&self) -> Result<(), MutateError> {
-        let reserved = |field: String, what: String, fix: &str| MutateError::Reserved {
+        let reserved = |field: String, what: String, fix: &'static str| MutateError::Reserved {
             pod: self.label.clone(),
             field,
             what,
-            fix: fix.to_owned(),
+            fix,
         };
         if let Some(pos) = self.init_pos.filter(|_| !self.wrapped_before) {
             return Err(reserved(
@@ -1093,7 +1095,12 @@ fn unwrap_container(
         .collect();
     removals.sort_unstable();
     remove_items(ops, at(base, ["env"], []), &removals, env.len());
-    remove_items(ops, at(base, ["volumeMounts"], []), &mount_removals, mounts.len());
+    remove_items(
+        ops,
+        at(base, ["volumeMounts"], []),
+        &mount_removals,
+        mounts.len(),
+    );
 }
 
 /// Removes `indices` (ascending) from the list at `list` of length `len`;
@@ -1472,8 +1479,12 @@ mod tests {
     }
 
     fn status(p: &Value) -> Status {
-        serde_json::from_str(p["metadata"]["annotations"][derive::STATUS].as_str().unwrap())
-            .unwrap()
+        serde_json::from_str(
+            p["metadata"]["annotations"][derive::STATUS]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -1487,10 +1498,18 @@ mod tests {
         assert_eq!(init["image"], crate::settings::DEFAULT_LAUNCHER_IMAGE);
         assert_eq!(
             init["command"],
-            json!([IMAGE_LAUNCHER, "install", "/landgate", "--wrappers",
-                   "sh,bash,ash,dash,zsh,busybox,python,python3,perl,ruby,node,php,tar,curl,wget,nc"])
+            json!([
+                IMAGE_LAUNCHER,
+                "install",
+                "/landgate",
+                "--wrappers",
+                "sh,bash,ash,dash,zsh,busybox,python,python3,perl,ruby,node,php,tar,curl,wget,nc"
+            ])
         );
-        assert_eq!(init["volumeMounts"], json!([{"name": "landgate", "mountPath": "/landgate"}]));
+        assert_eq!(
+            init["volumeMounts"],
+            json!([{"name": "landgate", "mountPath": "/landgate"}])
+        );
         assert_eq!(
             p["spec"]["volumes"][1],
             json!({"name": "landgate", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}})
@@ -1636,7 +1655,10 @@ mod tests {
             web["lifecycle"]["postStart"]["exec"]["command"],
             json!([LAUNCHER, "exec", "--", "sh", "-c", "echo hi"])
         );
-        assert_eq!(web["lifecycle"]["preStop"], json!({"sleep": {"seconds": 5}}));
+        assert_eq!(
+            web["lifecycle"]["preStop"],
+            json!({"sleep": {"seconds": 5}})
+        );
         assert!(run(&m.pod).patch.0.is_empty());
     }
 
@@ -1649,19 +1671,29 @@ mod tests {
         ]);
         let m = run(&pod(v.clone()));
         let web = &json_of(&m.pod)["spec"]["containers"][0];
-        assert_eq!(env(web, "PATH"), Some("/landgate/bin:/opt/app/bin:/usr/bin"));
+        assert_eq!(
+            env(web, "PATH"),
+            Some("/landgate/bin:/opt/app/bin:/usr/bin")
+        );
         // valueFrom entries are kept as they are.
         assert_eq!(
             web["env"][1],
             json!({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}})
         );
-        assert_eq!(status(&json_of(&m.pod)).containers["web"].path, PathEdit::Prefixed);
+        assert_eq!(
+            status(&json_of(&m.pod)).containers["web"].path,
+            PathEdit::Prefixed
+        );
         assert!(run(&m.pod).patch.0.is_empty());
 
         v["spec"]["containers"][0]["env"] =
             json!([{"name": "PATH", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "p"}}}]);
         let m = run(&pod(v));
-        assert!(m.warnings[0].contains("PATH comes from valueFrom"), "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("PATH comes from valueFrom"),
+            "{:?}",
+            m.warnings
+        );
         let web = &json_of(&m.pod)["spec"]["containers"][0];
         assert_eq!(web["env"][0]["valueFrom"]["configMapKeyRef"]["key"], "p");
         assert!(run(&m.pod).patch.0.is_empty());
@@ -1672,7 +1704,11 @@ mod tests {
         let mut v = web_pod();
         v["spec"]["containers"][0]["envFrom"] = json!([{"configMapRef": {"name": "env"}}]);
         let m = run(&pod(v));
-        assert!(m.warnings[0].contains("envFrom is overridden"), "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("envFrom is overridden"),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]
@@ -1686,7 +1722,9 @@ mod tests {
         let m = run(&pod(v));
         assert_eq!(
             m.warnings,
-            ["landgate: container \"web\": removed env LANDGATE_POLICY, LANDGATE_ACTIVE (the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod)"]
+            [
+                "landgate: container \"web\": removed env LANDGATE_POLICY, LANDGATE_ACTIVE (the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod)"
+            ]
         );
         let web = &json_of(&m.pod)["spec"]["containers"][0];
         let names: Vec<&str> = web["env"]
@@ -1744,7 +1782,10 @@ mod tests {
             // Only the explanatory status: never half-wrapped.
             assert_eq!(m.patch.0.len(), 1);
             assert_eq!(status(&p).skipped.as_deref(), Some(reason.as_str()));
-            assert_eq!(p["spec"]["containers"][0]["command"], v["spec"]["containers"][0]["command"]);
+            assert_eq!(
+                p["spec"]["containers"][0]["command"],
+                v["spec"]["containers"][0]["command"]
+            );
             let again = run(&m.pod);
             assert!(again.patch.0.is_empty());
             assert_eq!(again.verdict, m.verdict);
@@ -1801,7 +1842,10 @@ mod tests {
         let ns = BTreeMap::from([(ENFORCEMENT.to_owned(), "required".to_owned())]);
         let err = refuse_with(&Settings::default(), &ns, &pod(v));
         assert!(err.contains("Windows pod"), "{err}");
-        assert!(err.contains("annotation landgate.dev/enforcement on namespace shop = required"), "{err}");
+        assert!(
+            err.contains("annotation landgate.dev/enforcement on namespace shop = required"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1812,13 +1856,22 @@ mod tests {
         let Verdict::Skipped(reason) = &m.verdict else {
             panic!()
         };
-        assert_eq!(reason, "it opts out of landgate (pod annotation landgate.dev/inject = \"false\")");
-        assert_eq!(status(&json_of(&m.pod)).skipped.as_deref(), Some(reason.as_str()));
+        assert_eq!(
+            reason,
+            "it opts out of landgate (pod annotation landgate.dev/inject = \"false\")"
+        );
+        assert_eq!(
+            status(&json_of(&m.pod)).skipped.as_deref(),
+            Some(reason.as_str())
+        );
         assert!(m.warnings.is_empty());
 
         let ns = BTreeMap::from([(ENFORCEMENT.to_owned(), "required".to_owned())]);
         let err = refuse_with(&Settings::default(), &ns, &pod(v.clone()));
-        assert!(err.starts_with("pod shop/web: it opts out of landgate"), "{err}");
+        assert!(
+            err.starts_with("pod shop/web: it opts out of landgate"),
+            "{err}"
+        );
         // The pod's own annotation outranks the namespace's.
         v["metadata"]["annotations"][ENFORCEMENT] = json!("best-effort");
         run_with(&Settings::default(), &ns, &pod(v));
@@ -1865,7 +1918,8 @@ mod tests {
             "{err}"
         );
         let mut v = web_pod();
-        v["spec"]["initContainers"] = json!([{"name": "landgate-init", "image": "x", "command": ["x"]}]);
+        v["spec"]["initContainers"] =
+            json!([{"name": "landgate-init", "image": "x", "command": ["x"]}]);
         assert!(refuse(&pod(v)).contains("spec.initContainers[0] is named \"landgate-init\""));
     }
 
@@ -1948,10 +2002,10 @@ mod tests {
     fn reinvocation_moves_landgate_init_first() {
         let first = run(&pod(web_pod()));
         let mut v = json_of(&first.pod);
-        v["spec"]["initContainers"]
-            .as_array_mut()
-            .unwrap()
-            .insert(0, json!({"name": "mesh-init", "image": "mesh", "command": ["/init"]}));
+        v["spec"]["initContainers"].as_array_mut().unwrap().insert(
+            0,
+            json!({"name": "mesh-init", "image": "mesh", "command": ["/init"]}),
+        );
         let second = run(&pod(v));
         let p = json_of(&second.pod);
         assert_eq!(p["spec"]["initContainers"][0]["name"], "landgate-init");
@@ -1985,12 +2039,18 @@ mod tests {
         let first = run(&pod(base.clone()));
         let mut v = json_of(&first.pod);
         let sidecar = json!({"name": "istio-proxy", "image": "proxyv2", "args": ["proxy"]});
-        v["spec"]["containers"].as_array_mut().unwrap().push(sidecar.clone());
+        v["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(sidecar.clone());
         let second = run(&pod(v));
         assert!(matches!(second.verdict, Verdict::Skipped(_)));
 
         // Same as if landgate had seen the sidecar on the first pass.
-        base["spec"]["containers"].as_array_mut().unwrap().push(sidecar);
+        base["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(sidecar);
         let direct = run(&pod(base));
         assert_eq!(json_of(&second.pod), json_of(&direct.pod));
     }
@@ -2007,14 +2067,20 @@ mod tests {
 
     #[test]
     fn zero_and_fifty_containers() {
-        let m = run(&pod(json!({"metadata": {"name": "empty"}, "spec": {"containers": []}})));
+        let m = run(&pod(
+            json!({"metadata": {"name": "empty"}, "spec": {"containers": []}}),
+        ));
         assert!(matches!(m.verdict, Verdict::Skipped(r) if r == "pod has no containers"));
 
         let containers: Vec<Value> = (0..50)
-            .map(|i| json!({"name": format!("c{i}"), "image": "busybox", "command": ["sleep", "1d"],
-                            "ports": [{"containerPort": 8000 + i}]}))
+            .map(|i| {
+                json!({"name": format!("c{i}"), "image": "busybox", "command": ["sleep", "1d"],
+                            "ports": [{"containerPort": 8000 + i}]})
+            })
             .collect();
-        let m = run(&pod(json!({"metadata": {"name": "many"}, "spec": {"containers": containers}})));
+        let m = run(&pod(
+            json!({"metadata": {"name": "many"}, "spec": {"containers": containers}}),
+        ));
         assert_eq!(m.verdict, Verdict::Wrapped);
         assert_eq!(m.policies.len(), 50);
         assert_eq!(m.policies["c49"].net.bind, Some(vec![Port(8049)]));

@@ -66,7 +66,7 @@ pub enum PreviewError {
     Rejected {
         kind: String,
         name: String,
-        source: MutateError,
+        source: Box<MutateError>,
     },
     #[error("cannot render the preview as {format}: {message}")]
     Render {
@@ -249,7 +249,7 @@ fn preview_object(
         mutate::mutate_pod(settings, context, &pod).map_err(|source| PreviewError::Rejected {
             kind: kind.clone(),
             name: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
 
     // Re-root the engine's patch at the template; a template without
@@ -274,10 +274,10 @@ fn preview_object(
     json_patch::patch(&mut mutated, &patch).map_err(|e| PreviewError::Rejected {
         kind: kind.clone(),
         name: name.clone(),
-        source: MutateError::Internal {
+        source: Box::new(MutateError::Internal {
             pod: name.clone(),
             message: e.to_string(),
-        },
+        }),
     })?;
     Ok(PreviewItem {
         verdict: verdict_text(&mutation.verdict),

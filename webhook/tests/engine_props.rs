@@ -134,10 +134,7 @@ fn container(name: String, init: bool) -> impl Strategy<Value = Value> {
                     "securityContext",
                     ro.map(|ro| json!({ "readOnlyRootFilesystem": ro })),
                 );
-                set(
-                    "restartPolicy",
-                    (init && sidecar).then(|| json!("Always")),
-                );
+                set("restartPolicy", (init && sidecar).then(|| json!("Always")));
                 set(
                     "envFrom",
                     envfrom.then(|| json!([{"configMapRef": {"name": "env"}}])),
@@ -246,9 +243,15 @@ fn check_patch(input: &Pod, m: &Mutation) -> Result<(), TestCaseError> {
 
 fn check_wrapped_entirely(m: &Mutation) -> Result<(), TestCaseError> {
     let p = serde_json::to_value(&m.pod).unwrap();
-    let init = p["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
+    let init = p["spec"]["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     prop_assert_eq!(&init[0]["name"], &json!(INIT_CONTAINER_NAME));
-    let app = p["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    let app = p["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let wrapped: Vec<&Value> = init.iter().skip(1).chain(app.iter()).collect();
     prop_assert_eq!(wrapped.len(), m.policies.len());
     for c in wrapped {
@@ -282,7 +285,12 @@ fn strip_landgate_env(pod: &mut Value) {
             let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) else {
                 continue;
             };
-            env.retain(|e| !e["name"].as_str().unwrap_or_default().starts_with("LANDGATE_"));
+            env.retain(|e| {
+                !e["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("LANDGATE_")
+            });
             if env.is_empty() {
                 c.as_object_mut().unwrap().remove("env");
             }

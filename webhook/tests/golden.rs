@@ -135,8 +135,8 @@ fn renders_every_format() {
     );
 
     // patch / policy: one JSON document per object with a pod template.
-    let patch: Value = serde_json::from_str(&preview::render(&items, OutputFormat::Patch).unwrap())
-        .unwrap();
+    let patch: Value =
+        serde_json::from_str(&preview::render(&items, OutputFormat::Patch).unwrap()).unwrap();
     assert!(
         patch[0]["path"]
             .as_str()
@@ -158,15 +158,24 @@ fn refusal_names_the_object() {
     let input = std::fs::read_to_string(fixtures().join("pods/reserved-volume.yaml")).unwrap();
     let err = preview::preview(&Settings::default(), &input).unwrap_err();
     assert!(matches!(err, PreviewError::Rejected { .. }));
-    assert!(err.to_string().starts_with("Pod clash: pod shop/clash: "), "{err}");
+    assert!(
+        err.to_string().starts_with("Pod clash: pod shop/clash: "),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_documents_are_reported() {
     let err = preview::preview(&Settings::default(), "- a\n- b\n").unwrap_err();
-    assert!(err.to_string().contains("expected a Kubernetes object"), "{err}");
+    assert!(
+        err.to_string().contains("expected a Kubernetes object"),
+        "{err}"
+    );
     let err = preview::preview(&Settings::default(), "kind: Pod\n  bad: [").unwrap_err();
-    assert!(err.to_string().starts_with("document 1: cannot parse"), "{err}");
+    assert!(
+        err.to_string().starts_with("document 1: cannot parse"),
+        "{err}"
+    );
     let err = preview::preview(
         &Settings::default(),
         "kind: Deployment\nmetadata: {name: d}\nspec: {template: {spec: {containers: 3}}}\n",
