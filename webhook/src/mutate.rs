@@ -111,10 +111,12 @@ pub struct Mutation {
 /// Why a pod is refused; the message names the pod, container and field.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MutateError {
-    #[error("pod {pod}: {source}")]
+    /// (`error`, not `source`: the message already includes it, so it is
+    /// not chained again.)
+    #[error("pod {pod}: {error}")]
     Annotation {
         pod: String,
-        source: Box<AnnotationError>,
+        error: Box<AnnotationError>,
     },
     #[error(
         "pod {pod}: container {container:?} ({field}) sets {what}, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
@@ -433,7 +435,7 @@ impl<'a> Engine<'a> {
         )
         .map_err(|source| MutateError::Annotation {
             pod: engine.label.clone(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
         for view in &mut engine.views {
             view.settings = engine
