@@ -296,7 +296,20 @@ pub fn check_container(original: &Container, wrapped: &Container) -> anyhow::Res
     Ok(())
 }
 
-/// `stored` carries nothing of landgate: what was submitted is what runs.
+/// A status annotation that only says why landgate left the pod alone
+/// (`{"version":1,"skipped":"<reason>"}`): the record DESIGN.md asks for, not
+/// a change to what runs.
+pub fn records_a_skip(status: &str) -> bool {
+    serde_json::from_str::<Value>(status).is_ok_and(|status| {
+        status.get("skipped").is_some_and(Value::is_string)
+            && status
+                .get("containers")
+                .is_none_or(|c| c.as_array().is_some_and(Vec::is_empty))
+    })
+}
+
+/// `stored` runs exactly what was submitted: nothing of landgate in it but,
+/// at most, a status annotation recording why it was skipped.
 pub fn check_untouched(submitted: &Pod, stored: &Pod) -> anyhow::Result<()> {
     let name = stored.metadata.name.as_deref().unwrap_or("<generated>");
     let spec = stored.spec.as_ref().context("no spec")?;
@@ -309,13 +322,16 @@ pub fn check_untouched(submitted: &Pod, stored: &Pod) -> anyhow::Result<()> {
         Some(format!("has {INIT_CONTAINER}"))
     } else if spec.volumes.iter().flatten().any(|v| v.name == VOLUME) {
         Some(format!("has volume {VOLUME}"))
-    } else if stored
+    } else if let Some(status) = stored
         .metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key(STATUS_ANNOTATION))
+        .and_then(|a| a.get(STATUS_ANNOTATION))
+        .filter(|status| !records_a_skip(status))
     {
-        Some(format!("has annotation {STATUS_ANNOTATION}"))
+        Some(format!(
+            "has annotation {STATUS_ANNOTATION}={status:?}, which does not record a skip"
+        ))
     } else {
         let before = workload_containers(submitted);
         let after = workload_containers(stored);
@@ -406,6 +422,21 @@ mod tests {
     fn untouched_means_untouched() {
         check_untouched(&simple_pod("p"), &simple_pod("p")).unwrap();
         assert!(check_untouched(&simple_pod("p"), &wrapped_simple_pod()).is_err());
+    }
+
+    #[test]
+    fn a_recorded_skip_is_not_a_change() {
+        let mut skipped = simple_pod("p");
+        skipped.metadata.annotations = Some(
+            [(
+                STATUS_ANNOTATION.to_owned(),
+                r#"{"version":1,"skipped":"opted out"}"#.to_owned(),
+            )]
+            .into(),
+        );
+        check_untouched(&simple_pod("p"), &skipped).unwrap();
+        assert!(!records_a_skip(r#"{"version":1,"containers":["app"]}"#));
+        assert!(!records_a_skip("not json"));
     }
 
     #[test]

@@ -16,10 +16,16 @@ use crate::cluster::{ControlPlane, tail};
 use crate::pki::WebhookPki;
 use crate::{eventually, repo_root};
 
-/// The webhook binary: `LANDGATE_WEBHOOK_BIN`, else `landgate-webhook` next
-/// to this test binary's profile directory (`<target>/debug/`), which is
-/// where `cargo build -p landgate-webhook` puts it for the same target dir.
-pub fn webhook_binary() -> anyhow::Result<PathBuf> {
+/// The webhook binary under test: `LANDGATE_WEBHOOK_BIN` if set, else the
+/// workspace's own `landgate-webhook`, built now (a no-op when up to date)
+/// into the target directory and profile this test binary was built in, so
+/// that the e2e suite never runs a stale server.
+pub async fn webhook_binary() -> anyhow::Result<PathBuf> {
+    static BINARY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    BINARY.get_or_try_init(locate_or_build).await.cloned()
+}
+
+async fn locate_or_build() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("LANDGATE_WEBHOOK_BIN") {
         let path = PathBuf::from(path);
         if !path.is_file() {
@@ -27,21 +33,51 @@ pub fn webhook_binary() -> anyhow::Result<PathBuf> {
         }
         return Ok(path);
     }
-    // <target>/debug/deps/e2e-<hash> -> <target>/debug/landgate-webhook
+    // <target>/<profile>/deps/e2e-<hash>
     let exe = std::env::current_exe().context("locating the test binary")?;
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .context("the test binary is not in <target>/<profile>/deps")?;
-    let candidate = profile_dir.join("landgate-webhook");
-    if candidate.is_file() {
-        return Ok(candidate);
+    let target_dir = profile_dir
+        .parent()
+        .context("the test binary is not in <target>/<profile>/deps")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = tokio::process::Command::new(&cargo);
+    build
+        .arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .args(["-p", "landgate-webhook", "--bin", "landgate-webhook"])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
     }
-    bail!(
-        "{} not found: build it first with `cargo build -p landgate-webhook` \
-         (same CARGO_TARGET_DIR as the tests), or set LANDGATE_WEBHOOK_BIN",
-        candidate.display()
-    )
+    let output = build
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running cargo build -p landgate-webhook")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build -p landgate-webhook failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let binary = profile_dir.join("landgate-webhook");
+    if !binary.is_file() {
+        bail!(
+            "cargo build -p landgate-webhook did not produce {}",
+            binary.display()
+        );
+    }
+    Ok(binary)
 }
 
 /// A loopback port nobody listens on right now (the kernel picks it).
@@ -70,7 +106,7 @@ impl WebhookProcess {
         pki: &WebhookPki,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        let binary = webhook_binary()?;
+        let binary = webhook_binary().await?;
         let port = free_port()?;
         let admin_port = free_port()?;
         let log = cluster.logs().join(format!("{name}.log"));
