@@ -47,11 +47,18 @@ impl ControlPlane {
             .await
             .with_context(|| format!("running bash {}", script.display()))?;
         if !output.status.success() {
+            let logs = dir.join("logs");
+            let where_ = if logs.exists() {
+                format!("; logs in {}", logs.display())
+            } else {
+                // Failed before starting anything (missing tools): no logs.
+                let _ = std::fs::remove_dir_all(&dir);
+                String::new()
+            };
             bail!(
-                "{} up failed ({}); logs in {}:\n{}",
+                "{} up failed ({}){where_}:\n{}",
                 script.display(),
                 output.status,
-                dir.join("logs").display(),
                 String::from_utf8_lossy(&output.stderr)
             );
         }

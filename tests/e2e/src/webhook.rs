@@ -191,9 +191,10 @@ impl WebhookProcess {
             .take()
             .with_context(|| format!("{} is already stopped", self.name))?;
         if let Some(pid) = child.id() {
-            let status = tokio::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
+            // bash's builtin kill: no procps needed, no unsafe libc call.
+            let status = tokio::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!("kill -TERM {pid}"))
                 .status()
                 .await?;
             if !status.success() {
