@@ -145,16 +145,24 @@ ours() {
 }
 
 stop_all() {
-  local dir="$1" f pid pids=()
+  local dir="$1" f name pid pids=() order=()
   [ -d "$dir/pids" ] || return 0
-  # Reverse start order: tests' own processes first, etcd last.
-  for f in $(ls -t "$dir/pids"); do
-    pid=$(cat "$dir/pids/$f" 2>/dev/null) || continue
+  # Reverse start order: the tests' own processes first, etcd last.
+  for f in "$dir"/pids/*; do
+    [ -e "$f" ] || continue
+    name=${f##*/}
+    case "$name" in etcd | kube-apiserver | kube-controller-manager) ;; *) order+=("$name") ;; esac
+  done
+  order+=(kube-controller-manager kube-apiserver etcd)
+  for name in "${order[@]}"; do
+    f="$dir/pids/$name"
+    [ -f "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null) || continue
     if ours "$dir" "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
-    rm -f "$dir/pids/$f"
+    rm -f "$f"
   done
   for _ in $(seq 100); do
     local left=0
@@ -178,6 +186,15 @@ wait_ready() {
 
 # === commands ===
 
+UP_DIR=""
+on_up_exit() {
+  local rc=$?
+  if [ $rc -ne 0 ] && [ -n "$UP_DIR" ]; then
+    log "start-up failed; logs in $UP_DIR/logs"
+    stop_all "$UP_DIR"
+  fi
+}
+
 cmd_up() {
   require_tools
   local dir="${LANDGATE_CLUSTER_DIR:-}"
@@ -188,12 +205,13 @@ cmd_up() {
   dir=$(cd "$dir" && pwd)
   [ -e "$dir/pids" ] && [ -n "$(ls "$dir/pids")" ] && die "$dir already has running processes; run: LANDGATE_CLUSTER_DIR=$dir $0 down"
   mkdir -p "$dir/logs" "$dir/pids"
-  mkdir -p -m 700 "$dir/etcd"
+  mkdir -p "$dir/etcd" && chmod 700 "$dir/etcd"
   local owner="${LANDGATE_E2E_OWNER_PID:-}"
   [ -n "$owner" ] || echo "$dir" > "$LAST"
 
   # On any failure from here on: stop what started, keep the logs.
-  trap 'rc=$?; if [ $rc -ne 0 ]; then log "start-up failed; logs in $dir/logs"; stop_all "$dir"; fi' EXIT
+  UP_DIR="$dir"
+  trap on_up_exit EXIT
 
   local start_time=$SECONDS
   gen_pki "$dir/pki"
