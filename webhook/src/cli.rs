@@ -258,8 +258,10 @@ fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&file)
             .with_context(|| format!("reading manifest {}", file.display()))?
     };
-    let items = preview::preview(&settings, &input)?;
-    let mut rendered = preview::render(&items, output)?;
+    // The message already names the object, container and field: print it
+    // once, without an error chain that would repeat it.
+    let items = preview::preview(&settings, &input).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let mut rendered = preview::render(&items, output).map_err(|err| anyhow::anyhow!("{err}"))?;
     if !rendered.ends_with('\n') {
         rendered.push('\n');
     }

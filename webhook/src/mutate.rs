@@ -15,7 +15,8 @@
 //!   with `/landgate/landgate exec --` (args are untouched: the kubelet
 //!   appends them to the command), exec probes and exec lifecycle hooks
 //!   prefixed the same way, `PATH=/landgate/bin:<PATH>` and
-//!   `LANDGATE_POLICY=<policy JSON>`; user-supplied `LANDGATE_*` env removed;
+//!   `LANDGATE_POLICY=<policy JSON>`, `LANDGATE_ACTIVE` set empty (an image
+//!   ENV must not pre-set the marker); user-supplied `LANDGATE_*` env removed;
 //! - the `landgate.dev/status` annotation ([`Status`]).
 //!
 //! Reinvocation (`reinvocationPolicy: IfNeeded`) and pods that arrive
@@ -72,6 +73,11 @@ pub const LAUNCHER_UID: i64 = 65532;
 
 const EXEC_PREFIX: [&str; 3] = [LAUNCHER, "exec", "--"];
 const ENV_PREFIX: &str = "LANDGATE_";
+/// The launcher's "already sandboxed" marker. Every wrapped container gets
+/// it explicitly empty: an image's ENV (or an envFrom source) could otherwise
+/// pre-set it to 1 and make the PATH wrappers skip the sandbox for
+/// `kubectl exec`; the kubelet lets the spec's env win over both.
+const ACTIVE_ENV: &str = "LANDGATE_ACTIVE";
 
 /// Where the pod is being admitted: the namespace and that namespace's
 /// annotations (the middle layer of the settings precedence; empty until the
@@ -567,7 +573,7 @@ impl<'a> Engine<'a> {
             }
         });
         if let Some(env) = original.env.as_mut() {
-            env.retain(|e| e.name != POLICY_ENV);
+            env.retain(|e| e.name != POLICY_ENV && e.name != ACTIVE_ENV);
             if let Some((i, _)) = last_path(env) {
                 match record.path {
                     PathEdit::Added => {
@@ -881,6 +887,7 @@ impl<'a> Engine<'a> {
             }
         };
         appended.push(env_var(POLICY_ENV, policy_json));
+        appended.push(active_marker());
         if kept.is_empty() {
             ops.add(at(base, ["env"], []), to_value(&appended, &self.label)?);
         } else {
@@ -1007,7 +1014,7 @@ fn update_container(
     let env = c.env.as_deref().unwrap_or_default();
     let mut stripped = Vec::new();
     for (i, var) in env.iter().enumerate().rev() {
-        if var.name.starts_with(ENV_PREFIX) && var.name != POLICY_ENV {
+        if var.name.starts_with(ENV_PREFIX) && !is_landgate_owned(var) {
             ops.push(PatchOperation::Remove(RemoveOperation {
                 path: at(base, ["env"], [i]),
             }));
@@ -1024,8 +1031,18 @@ fn update_container(
     }
     let kept: Vec<&EnvVar> = env
         .iter()
-        .filter(|v| !v.name.starts_with(ENV_PREFIX) || v.name == POLICY_ENV)
+        .filter(|v| !v.name.starts_with(ENV_PREFIX) || is_landgate_owned(v))
         .collect();
+    if !kept.iter().any(|v| is_active_marker(v)) {
+        // Pods wrapped before the marker existed, or whose marker a later
+        // webhook replaced.
+        let marker = serde_json::json!({ "name": ACTIVE_ENV });
+        if kept.is_empty() {
+            ops.add(at(base, ["env"], []), serde_json::json!([marker]));
+        } else {
+            ops.add(at(base, ["env", "-"], []), marker);
+        }
+    }
     if let Some(i) = kept.iter().position(|v| v.name == POLICY_ENV)
         && kept[i].value.as_deref() != Some(policy_json)
     {
@@ -1071,7 +1088,7 @@ fn unwrap_container(
     let mut removals: Vec<usize> = env
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.name == POLICY_ENV)
+        .filter(|(_, e)| e.name == POLICY_ENV || e.name == ACTIVE_ENV)
         .map(|(i, _)| i)
         .collect();
     if let Some((i, var)) = path {
@@ -1226,6 +1243,28 @@ fn strip_path(path: &str) -> &str {
     path.strip_prefix(WRAPPER_DIR)
         .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
         .unwrap_or(path)
+}
+
+/// `LANDGATE_ACTIVE` set to nothing. Written without a value, as the API
+/// server stores an empty one.
+fn active_marker() -> EnvVar {
+    EnvVar {
+        name: ACTIVE_ENV.to_owned(),
+        value: None,
+        value_from: None,
+    }
+}
+
+fn is_active_marker(var: &EnvVar) -> bool {
+    var.name == ACTIVE_ENV
+        && var.value_from.is_none()
+        && var.value.as_deref().unwrap_or_default().is_empty()
+}
+
+/// The LANDGATE_* variables a previous pass wrote (a later webhook's
+/// LANDGATE_ACTIVE=1 is not one of them).
+fn is_landgate_owned(var: &EnvVar) -> bool {
+    var.name == POLICY_ENV || is_active_marker(var)
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {
@@ -1735,7 +1774,9 @@ mod tests {
             .iter()
             .map(|e| e["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["A", "PATH", "LANDGATE_POLICY"]);
+        assert_eq!(names, ["A", "PATH", "LANDGATE_POLICY", "LANDGATE_ACTIVE"]);
+        // Explicitly empty, so that an image's ENV cannot pre-set it.
+        assert_eq!(web["env"][3], json!({"name": "LANDGATE_ACTIVE"}));
         assert_eq!(
             Policy::from_json(env(web, POLICY_ENV).unwrap()).unwrap(),
             m.policies["web"]
@@ -1751,7 +1792,23 @@ mod tests {
         v["spec"]["containers"][0]["env"] = json!([{"name": "LANDGATE_X", "value": "1"}]);
         let m = run(&pod(v));
         let web = &json_of(&m.pod)["spec"]["containers"][0];
-        assert_eq!(web["env"].as_array().unwrap().len(), 2);
+        assert_eq!(web["env"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_later_active_marker_is_reset_on_reinvocation() {
+        let wrapped = json_of(&run(&pod(web_pod())).pod);
+        let mut v = wrapped.clone();
+        let envs = v["spec"]["containers"][0]["env"].as_array_mut().unwrap();
+        let marker = envs.iter_mut().find(|e| e["name"] == ACTIVE_ENV).unwrap();
+        marker["value"] = json!("1");
+        let m = run(&pod(v));
+        assert_eq!(json_of(&m.pod), wrapped);
+        assert!(
+            m.warnings[0].contains("removed env LANDGATE_ACTIVE"),
+            "{:?}",
+            m.warnings
+        );
     }
 
     fn args_only_pod() -> Value {
@@ -1940,7 +1997,8 @@ mod tests {
 
         let mut v = wrapped.clone();
         let envs = v["spec"]["containers"][0]["env"].as_array_mut().unwrap();
-        envs.last_mut().unwrap()["value"] = json!("{\"v\":1}");
+        let policy = envs.iter_mut().find(|e| e["name"] == POLICY_ENV).unwrap();
+        policy["value"] = json!("{\"v\":1}");
         assert!(refuse(&pod(v)).contains("no longer match the hash"));
 
         let mut v = wrapped.clone();

@@ -53,11 +53,11 @@ pub struct ServerConfig {
 pub enum ServeError {
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("cannot listen on {addr} ({flag}): {source}")]
+    #[error("cannot listen on {addr} ({flag}): {error}")]
     Bind {
         flag: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
@@ -170,17 +170,17 @@ pub async fn serve(
     let readiness = Readiness::default();
     let admin = TcpListener::bind(config.admin_listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             flag: "--admin-listen",
             addr: config.admin_listen,
-            source,
+            error,
         })?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             flag: "--listen",
             addr: config.listen,
-            source,
+            error,
         })?;
     tracing::info!(
         listen = %config.listen,

@@ -19,9 +19,10 @@ pub const DEFAULT_WRAPPERS: &[&str] = &[
 
 /// Engine settings: every flag is also a `LANDGATE_*` environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Mutation")]
 pub struct Settings {
     /// Image of the `landgate-init` container; it must contain the static
-    /// `landgate` launcher at `/landgate`.
+    /// `landgate` launcher at `/usr/local/bin/landgate`.
     #[arg(long, env = "LANDGATE_LAUNCHER_IMAGE", default_value = DEFAULT_LAUNCHER_IMAGE)]
     pub launcher_image: String,
 
@@ -54,6 +55,7 @@ pub struct Settings {
     /// Program names that get a wrapper symlink in `/landgate/bin`
     /// (comma-separated).
     #[arg(long, env = "LANDGATE_WRAPPERS", value_delimiter = ',',
+        value_parser = parse_wrapper,
           default_values_t = DEFAULT_WRAPPERS.iter().map(|s| s.to_string()))]
     pub wrappers: Vec<String>,
 
@@ -79,6 +81,13 @@ impl Default for Settings {
             default_path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         }
     }
+}
+
+/// A bad wrapper name would make every `landgate-init` fail at pod start:
+/// refuse it when the webhook starts instead.
+fn parse_wrapper(name: &str) -> Result<String, String> {
+    landgate_launcher::install::validate_wrapper_name(name)?;
+    Ok(name.to_owned())
 }
 
 fn parse_enforcement(s: &str) -> Result<Enforcement, String> {
@@ -187,6 +196,15 @@ mod tests {
             ["kube-system", "landgate"]
         );
         assert_eq!(cli.settings.unknown_entrypoint, UnknownEntrypoint::Reject);
+    }
+
+    #[test]
+    fn bad_wrapper_names_are_refused_at_start() {
+        let err = Cli::try_parse_from(["x", "--wrappers", "sh,../bin/evil"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not a plain file name"), "{err}");
     }
 
     #[test]

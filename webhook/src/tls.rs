@@ -27,11 +27,11 @@ pub struct CertFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {flag} file {path}: {source}")]
+    #[error("cannot read {flag} file {path}: {error}")]
     Read {
         flag: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{flag} file {path} holds no PEM {what}: pass a PEM file (-----BEGIN {what}-----)")]
     NoPem {
@@ -57,10 +57,10 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("cannot generate development certificates: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("cannot write development certificates to {path}: {source}")]
+    #[error("cannot write development certificates to {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -78,15 +78,15 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Reads and checks a certificate chain and its key.
 pub fn load_certified_key(files: &CertFiles) -> Result<CertifiedKey, TlsError> {
-    let cert_pem = fs::read(&files.cert).map_err(|source| TlsError::Read {
+    let cert_pem = fs::read(&files.cert).map_err(|error| TlsError::Read {
         flag: "--tls-cert",
         path: files.cert.clone(),
-        source,
+        error,
     })?;
-    let key_pem = fs::read(&files.key).map_err(|source| TlsError::Read {
+    let key_pem = fs::read(&files.key).map_err(|error| TlsError::Read {
         flag: "--tls-key",
         path: files.key.clone(),
-        source,
+        error,
     })?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
@@ -300,9 +300,9 @@ pub fn write_dev_certs(dir: &Path) -> Result<(CertFiles, String), TlsError> {
         let path = dir.join(name);
         fs::create_dir_all(dir)
             .and_then(|()| fs::write(&path, contents))
-            .map_err(|source| TlsError::Write {
+            .map_err(|error| TlsError::Write {
                 path: path.clone(),
-                source,
+                error,
             })?;
         Ok(path)
     };

@@ -262,11 +262,14 @@ fn check_wrapped_entirely(m: &Mutation) -> Result<(), TestCaseError> {
             .iter()
             .filter(|e| e["name"].as_str().unwrap().starts_with("LANDGATE_"))
             .collect();
-        prop_assert_eq!(landgate.len(), 1, "{}: {:?}", name, env);
+        // Exactly landgate's two: the policy, and the marker set empty.
+        prop_assert_eq!(landgate.len(), 2, "{}: {:?}", name, env);
+        prop_assert_eq!(&landgate[0]["name"], &json!("LANDGATE_POLICY"));
         prop_assert_eq!(
             landgate[0]["value"].as_str().unwrap(),
             m.policies[name].to_json()
         );
+        prop_assert_eq!(landgate[1], &json!({"name": "LANDGATE_ACTIVE"}));
         let mounts = c["volumeMounts"].as_array().unwrap();
         prop_assert_eq!(
             mounts
