@@ -18,7 +18,19 @@ mkdir -p "$BIN"
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
 
-command -v go >/dev/null || { log "go not found: install Go >= 1.24 (apt-get install golang-go or https://go.dev/dl)"; exit 1; }
+# Go >= 1.24 (Kubernetes 1.34's go.mod). Debian bookworm's golang-go is 1.19:
+# too old, and too old to fetch a newer toolchain itself (that needs >= 1.21).
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null || { log "go not found: install Go >= 1.24 (e.g. in /usr/local/go; Debian bookworm's golang-go 1.19 is too old)"; exit 1; }
+go_version=$(go env GOVERSION)
+go_minor=$(printf '%s' "$go_version" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -lt 21 ]; then
+  log "$(command -v go) is $go_version: install Go >= 1.24 (Debian bookworm's golang-go 1.19 is too old)"
+  exit 1
+fi
+# 1.21-1.23 fetch the toolchain the modules ask for through the module proxy.
 
 build_etcd() {
   local out="$BIN/etcd-$ETCD_VERSION"
