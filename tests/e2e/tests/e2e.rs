@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use landgate_e2e::appender::{APPENDED, Appender, appended_command};
@@ -279,7 +279,32 @@ fn deployment_pods_created_by_controller_manager_are_mutated() {
             Duration::from_secs(60),
             || async {
                 let list = api.list(&ListParams::default().labels("app=web")).await?;
-                Ok((list.items.len() >= 2).then_some(list.items))
+                if list.items.len() >= 2 {
+                    return Ok(Some(list.items));
+                }
+                // A refused create shows up as the ReplicaSet's condition.
+                let sets = Api::<ReplicaSet>::namespaced(env.client.clone(), &namespace)
+                    .list(&ListParams::default())
+                    .await?;
+                let refusals: Vec<String> = sets
+                    .items
+                    .iter()
+                    .flat_map(|rs| {
+                        let name = rs.metadata.name.clone().unwrap_or_default();
+                        rs.status
+                            .iter()
+                            .flat_map(|s| s.conditions.iter().flatten())
+                            .filter(|c| c.type_ == "ReplicaFailure")
+                            .map(move |c| {
+                                format!("ReplicaSet {name}: {}", c.message.as_deref().unwrap_or(""))
+                            })
+                    })
+                    .collect();
+                if refusals.is_empty() {
+                    Ok(None)
+                } else {
+                    bail!("{}", refusals.join("; "))
+                }
             },
         )
         .await?;
@@ -458,7 +483,8 @@ fn failure_policy_fail_refuses_and_ignore_admits_when_the_webhook_is_down() {
             Ok(_) => bail!("failurePolicy Fail: pod admitted while the webhook is down"),
             Err(kube::Error::Api(status)) => ensure!(
                 status.message.contains("failed calling webhook"),
-                "unexpected refusal: {status:?}"
+                "unexpected refusal: {}",
+                status.message
             ),
             Err(err) => return Err(err).context("creating pod refused"),
         }
@@ -756,7 +782,8 @@ fn podsecurity_restricted_admits_an_injected_compliant_pod() {
             Ok(_) => bail!("PodSecurity restricted admitted a non-compliant pod"),
             Err(kube::Error::Api(status)) => ensure!(
                 status.message.contains("violates PodSecurity"),
-                "unexpected refusal of the non-compliant pod: {status:?}"
+                "unexpected refusal of the non-compliant pod: {}",
+                status.message
             ),
             Err(err) => return Err(err).context("creating pod not-restricted"),
         }
