@@ -476,10 +476,20 @@ impl<'a> Engine<'a> {
                 let found = &self.spec.init_containers.as_deref().unwrap_or_default()[pos];
                 // Compare only what landgate set and the API server does not
                 // default (imagePullPolicy, terminationMessagePath, … are).
+                // On reinvocation the API server's ServiceAccount plugin has
+                // run again and mounted the token into every container,
+                // landgate-init included: extra read-only mounts cannot
+                // change what `landgate install` does, so they are allowed.
+                let found_mounts = found.volume_mounts.as_deref().unwrap_or_default();
+                let own_mounts = expected.volume_mounts.as_deref().unwrap_or_default();
+                let mounts_ok = own_mounts.iter().all(|m| found_mounts.contains(m))
+                    && found_mounts
+                        .iter()
+                        .all(|m| own_mounts.contains(m) || m.read_only == Some(true));
                 let same = found.image == expected.image
                     && found.command == expected.command
                     && found.args.as_ref().is_none_or(Vec::is_empty)
-                    && found.volume_mounts == expected.volume_mounts
+                    && mounts_ok
                     && found.env.as_ref().is_none_or(Vec::is_empty)
                     && found.env_from.as_ref().is_none_or(Vec::is_empty);
                 if !same {
@@ -2012,6 +2022,37 @@ mod tests {
         let mut v = wrapped;
         v["metadata"]["annotations"][derive::STATUS] = json!("{\"version\":7}");
         assert!(refuse(&pod(v)).contains("has version 7"));
+    }
+
+    #[test]
+    fn service_account_token_mount_on_landgate_init_is_not_tampering() {
+        // What kube-apiserver's ServiceAccount admission plugin adds to every
+        // container before it re-invokes landgate.
+        let token = json!({
+            "name": "kube-api-access-x7k2p",
+            "readOnly": true,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"
+        });
+        let wrapped = json_of(&run(&pod(web_pod())).pod);
+        let mut v = wrapped.clone();
+        v["spec"]["initContainers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(token.clone());
+        v["spec"]["containers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(token.clone());
+        assert_eq!(run(&pod(v.clone())).verdict, Verdict::AlreadyWrapped);
+
+        let mut writable = token;
+        writable["readOnly"] = json!(false);
+        v["spec"]["initContainers"][0]["volumeMounts"][1] = writable;
+        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
+
+        let mut v = wrapped;
+        v["spec"]["initContainers"][0]["volumeMounts"] = json!([]);
+        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
     }
 
     #[test]
