@@ -8,17 +8,30 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# Go >= 1.24 builds the end-to-end control plane and the launcher's MPTCP
+# test program. Debian bookworm's golang-go (1.19) is too old, so it is not
+# installed from apt: take the official toolchain in /usr/local/go.
+export PATH="/usr/local/go/bin:$PATH"
+if ! command -v go >/dev/null; then
+  log "Go not found: install Go >= 1.24 into /usr/local/go (https://go.dev/dl), then re-run"
+  exit 1
+fi
+go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ "${go_minor:-0}" -lt 24 ]; then
+  log "$(go env GOVERSION) is too old: install Go >= 1.24 into /usr/local/go (https://go.dev/dl)"
+  exit 1
+fi
+
 # Debian packages: a C toolchain for ring, musl-tools for the static
-# launcher, openssl for certs/, curl and jq for `just dev`, Go for the
-# end-to-end control plane and the launcher's MPTCP test program.
+# launcher, openssl for certs/ and the test cluster's PKI, curl and jq for
+# `just dev`, iproute2 (ss) for the end-to-end suite.
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
-command -v go >/dev/null || need_apt+=(golang-go)
-command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+command -v ss >/dev/null || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
