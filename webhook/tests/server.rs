@@ -94,8 +94,9 @@ impl Webhook {
         format!("https://localhost:{}{path}", self.addr.port())
     }
 
-    /// A client with no connection reuse, so each request is a new handshake.
-    fn client(&self) -> reqwest::Client {
+    /// A client trusting only this webhook's CA, with no connection reuse
+    /// (so each request is a new handshake).
+    fn client_builder(&self) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .tls_built_in_root_certs(false)
             .add_root_certificate(
@@ -104,8 +105,10 @@ impl Webhook {
             .resolve("localhost", self.addr)
             .pool_max_idle_per_host(0)
             .tls_info(true)
-            .build()
-            .unwrap()
+    }
+
+    fn client(&self) -> reqwest::Client {
+        self.client_builder().build().unwrap()
     }
 
     fn terminate(&self) {
@@ -354,12 +357,8 @@ async fn alpn_offers_http2_and_http1() {
         .await
         .unwrap();
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
-    let h1 = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(webhook.ca.ca_pem().as_bytes()).unwrap(),
-        )
-        .resolve("localhost", webhook.addr)
+    let h1 = webhook
+        .client_builder()
         .http1_only()
         .build()
         .unwrap()
