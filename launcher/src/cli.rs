@@ -25,8 +25,8 @@ usage:
       Print the kernel's Landlock ABI and which rights and scopes it enforces.
   landgate install DIR [--wrappers NAME,NAME...]
       Copy the launcher to DIR/landgate and create DIR/bin/NAME symlinks
-      (default names from $LANDGATE_WRAPPERS, else sh,bash,ash,dash,python,
-      python3,perl,ruby,node,php,tar).
+      (default names from $LANDGATE_WRAPPERS, else sh,bash,ash,dash,zsh,
+      busybox,python,python3,perl,ruby,node,php,tar,curl,wget,nc).
   NAME [ARG...]  (invoked through a DIR/bin/NAME symlink)
       Apply the policy from $LANDGATE_POLICY and execve the next NAME on PATH;
       if $LANDGATE_ACTIVE=1 (already sandboxed) exec it directly.

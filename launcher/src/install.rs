@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LaunchError;
 
-/// The wrapper names installed when `--wrappers` is not given: the shells
-/// and interpreters `kubectl exec` sessions and scripts start by name.
+/// The wrapper names installed when `--wrappers` is not given: the shells,
+/// interpreters and download tools `kubectl exec` sessions and scripts start
+/// by name. The webhook's `--wrappers` default is this same list.
 pub const DEFAULT_WRAPPERS: &[&str] = &[
-    "sh", "bash", "ash", "dash", "python", "python3", "perl", "ruby", "node", "php", "tar",
+    "sh", "bash", "ash", "dash", "zsh", "busybox", "python", "python3", "perl", "ruby", "node",
+    "php", "tar", "curl", "wget", "nc",
 ];
 
 /// The launcher's name in DIR; also the argv[0] basename that means "not a

@@ -11,11 +11,8 @@ use landgate_launcher::policy::Enforcement;
 pub const DEFAULT_LAUNCHER_IMAGE: &str = "ghcr.io/landgate-dev/landgate-launcher:0.1.0";
 
 /// Programs reached through PATH (notably by `kubectl exec pod -- sh`) that
-/// get a wrapper symlink in `/landgate/bin`.
-pub const DEFAULT_WRAPPERS: &[&str] = &[
-    "sh", "bash", "ash", "dash", "zsh", "busybox", "python", "python3", "perl", "ruby", "node",
-    "php", "tar", "curl", "wget", "nc",
-];
+/// get a wrapper symlink in `/landgate/bin`: the launcher's own default.
+pub use landgate_launcher::install::DEFAULT_WRAPPERS;
 
 /// Engine settings: every flag is also a `LANDGATE_*` environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
