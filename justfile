@@ -56,6 +56,7 @@ cluster-down:
 # Benchmarks: the mutation engine (criterion) and the launcher's per-exec overhead.
 bench:
     cargo bench -p landgate-webhook --bench mutate
+    cargo bench -p landgate-webhook --bench serve
     cargo bench -p landgate-launcher --bench exec_overhead
 
 # Preview what the webhook would do to a manifest (Pod, Deployment, Job, ...).

@@ -203,7 +203,7 @@ pub async fn serve(
     let admin_task = tokio::spawn(async move {
         axum::serve(admin, admin_app)
             .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|stopped| *stopped).await;
+                stopped(&mut admin_stop).await;
             })
             .await
     });
@@ -269,7 +269,7 @@ async fn serve_tls(
                     }
                 });
             }
-            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = stopped(&mut stop) => break,
         }
     }
     drop(listener);
@@ -279,6 +279,12 @@ async fn serve_tls(
             tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; closing remaining connections");
         }
     }
+}
+
+/// Resolves once shutdown has begun. The watch guard is dropped inside, so
+/// that futures awaiting this stay `Send`.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 // === handlers ===
