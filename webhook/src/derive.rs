@@ -76,16 +76,19 @@ const BASELINE_RW: &[&str] = &[
 /// writable (the rest of the root filesystem cannot be written anyway).
 const BASELINE_RW_READ_ONLY_ROOT: &[&str] = &["/dev", "/dev/shm", "/proc"];
 
-/// strict: what a dynamically linked program needs to start, plus
-/// `/proc/self` (Go, the JVM and glibc read their own process files) and the
-/// launcher dir (wrapped `sh`, `python`… found through PATH live there).
+/// strict: what a dynamically linked program needs to start, plus `/proc`
+/// (Go, the JVM and glibc read their own process files) and the launcher dir
+/// (wrapped `sh`, `python`… found through PATH live there). Not
+/// `/proc/self`: the launcher would open it as `/proc/<its pid>`, so every
+/// child (nginx workers, shell pipelines) would be denied its own entry; the
+/// pod's PID namespace already limits what `/proc` shows.
 const STRICT_RX: &[&str] = &[
     "/bin",
     "/usr",
     "/lib",
     "/lib64",
     "/etc",
-    "/proc/self",
+    "/proc",
     LAUNCHER_DIR,
 ];
 /// strict: writable `/dev/null`-class devices.
@@ -999,7 +1002,7 @@ mod tests {
                 "/lib",
                 "/lib64",
                 "/opt/app",
-                "/proc/self",
+                "/proc",
                 "/srv",
                 "/usr"
             ])

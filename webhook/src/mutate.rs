@@ -77,7 +77,7 @@ const ENV_PREFIX: &str = "LANDGATE_";
 /// it explicitly empty: an image's ENV (or an envFrom source) could otherwise
 /// pre-set it to 1 and make the PATH wrappers skip the sandbox for
 /// `kubectl exec`; the kubelet lets the spec's env win over both.
-const ACTIVE_ENV: &str = "LANDGATE_ACTIVE";
+use landgate_launcher::exec::ACTIVE_ENV;
 
 /// Where the pod is being admitted: the namespace and that namespace's
 /// annotations (the middle layer of the settings precedence; empty until the
@@ -886,12 +886,19 @@ impl<'a> Engine<'a> {
                 (PathEdit::Untouched, None)
             }
             None => {
+                // The spec's PATH replaces the image's ENV PATH, which is
+                // unknown until images are resolved from their registry:
+                // say so, since a program found only there (a JDK's
+                // /opt/java/openjdk/bin) would no longer be found.
                 let value = prefixed_path(&self.settings.default_path);
-                if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-                    warnings.push(format!(
-                        "container {name:?}: PATH is set to {value}; a PATH from envFrom is overridden (set PATH under env to keep your own)"
-                    ));
-                }
+                let also = if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
+                    " and any PATH from envFrom"
+                } else {
+                    ""
+                };
+                warnings.push(format!(
+                    "container {name:?}: PATH set to {value}, replacing the image's own PATH{also} (unknown at admission); if the image needs other directories on PATH, set PATH under env"
+                ));
                 appended.push(env_var("PATH", &value));
                 (PathEdit::Added, Some(value))
             }
@@ -1542,7 +1549,13 @@ mod tests {
     fn wraps_a_pod() {
         let m = run(&pod(web_pod()));
         assert_eq!(m.verdict, Verdict::Wrapped);
-        assert_eq!(m.warnings, Vec::<String>::new());
+        assert_eq!(
+            m.warnings,
+            [format!(
+                "landgate: container \"web\": PATH set to /landgate/bin:{}, replacing the image's own PATH (unknown at admission); if the image needs other directories on PATH, set PATH under env",
+                crate::settings::Settings::default().default_path
+            )]
+        );
         let p = json_of(&m.pod);
         let init = &p["spec"]["initContainers"][0];
         assert_eq!(init["name"], INIT_CONTAINER_NAME);
@@ -1756,7 +1769,7 @@ mod tests {
         v["spec"]["containers"][0]["envFrom"] = json!([{"configMapRef": {"name": "env"}}]);
         let m = run(&pod(v));
         assert!(
-            m.warnings[0].contains("envFrom is overridden"),
+            m.warnings[0].contains("replacing the image's own PATH and any PATH from envFrom"),
             "{:?}",
             m.warnings
         );
@@ -1772,11 +1785,10 @@ mod tests {
         ]);
         let m = run(&pod(v));
         assert_eq!(
-            m.warnings,
-            [
-                "landgate: container \"web\": removed env LANDGATE_POLICY, LANDGATE_ACTIVE (the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod)"
-            ]
+            m.warnings[0],
+            "landgate: container \"web\": removed env LANDGATE_POLICY, LANDGATE_ACTIVE (the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod)"
         );
+        assert!(m.warnings[1].contains("PATH set to /landgate/bin:"));
         let web = &json_of(&m.pod)["spec"]["containers"][0];
         let names: Vec<&str> = web["env"]
             .as_array()

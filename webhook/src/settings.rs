@@ -14,6 +14,10 @@ pub const DEFAULT_LAUNCHER_IMAGE: &str = "ghcr.io/landgate-dev/landgate-launcher
 /// get a wrapper symlink in `/landgate/bin`: the launcher's own default.
 pub use landgate_launcher::install::DEFAULT_WRAPPERS;
 
+/// The image PATH assumed when a container sets none: the launcher's own
+/// fallback, so both halves agree.
+pub use landgate_launcher::exec::DEFAULT_PATH;
+
 /// Engine settings: every flag is also a `LANDGATE_*` environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Mutation")]
@@ -61,7 +65,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "LANDGATE_DEFAULT_PATH",
-        default_value = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        default_value = DEFAULT_PATH
     )]
     pub default_path: String,
 }
@@ -75,7 +79,7 @@ impl Default for Settings {
             excluded_namespaces: vec!["kube-system".to_owned()],
             unknown_entrypoint: UnknownEntrypoint::AdmitUnwrapped,
             wrappers: DEFAULT_WRAPPERS.iter().map(|s| s.to_string()).collect(),
-            default_path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            default_path: DEFAULT_PATH.to_owned(),
         }
     }
 }
