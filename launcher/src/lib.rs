@@ -3,7 +3,8 @@
 //! becomes the sandboxed command.
 //!
 //! Rooms: [`policy`] (wire type), [`cli`] (argv), [`launch`] (the flow),
-//! [`ruleset`] (policy → Landlock, status), [`mptcp`] (seccomp filter),
+//! [`ruleset`] (policy → Landlock, status), [`seccomp`] (the
+//! MPTCP and TCP Fast Open filters),
 //! [`exec`] (PATH lookup, execve), [`install`], [`features`], [`kernel`]
 //! (ABI probe), [`error`] (errors and exit codes).
 //!
@@ -19,9 +20,9 @@ pub mod features;
 pub mod install;
 pub mod kernel;
 pub mod launch;
-pub mod mptcp;
 pub mod policy;
 pub mod ruleset;
+pub mod seccomp;
 
 pub use error::LaunchError;
 pub use launch::run;
