@@ -23,6 +23,9 @@ pub const EXIT_NOT_ENFORCED: u8 = 122;
 /// The sandbox could not be built or applied (unopenable policy path,
 /// Landlock or seccomp syscall failure, launcher cannot identify itself).
 pub const EXIT_SANDBOX: u8 = 123;
+/// How many Landlock domains the kernel lets nest (`LANDLOCK_MAX_NUM_LAYERS`).
+pub const LANDLOCK_MAX_LAYERS: u32 = 16;
+
 /// Bad command line.
 pub const EXIT_USAGE: u8 = 125;
 /// The command was found but could not be executed.
@@ -41,6 +44,18 @@ pub enum LaunchError {
         "{env} is not set: refusing to run {what} without its sandbox (the landgate webhook sets {env} on every wrapped container; pass --policy-env or --policy-file to read the policy elsewhere)"
     )]
     PolicyMissing { env: String, what: String },
+
+    /// Wrapper mode without a policy: most often a sandboxed program that
+    /// started a child with a filtered environment (e.g. `env={"PATH": ...}`)
+    /// and so dropped `LANDGATE_POLICY` and `LANDGATE_ACTIVE`.
+    #[error(
+        "{env} is not set: refusing to run {what} without its sandbox. Likely cause: a sandboxed program started `{argv0}` with a cleared or filtered environment (e.g. env={{\"PATH\": ...}}), so the landgate wrapper it reached lost the policy. Fix: pass {env} and LANDGATE_ACTIVE through to the child's environment, or call the program by its absolute path (e.g. /bin/sh, not sh) so that the wrapper is not used (the child still inherits the sandbox). If this is not inside a landgate-wrapped container, the landgate webhook did not wrap it: check the pod's admission"
+    )]
+    WrapperPolicyMissing {
+        env: String,
+        what: String,
+        argv0: String,
+    },
 
     #[error(
         "{env} is not valid UTF-8: the policy must be the JSON written by the landgate webhook"
@@ -77,7 +92,13 @@ pub enum LaunchError {
     Landlock(#[from] landlock::RulesetError),
 
     #[error(
-        "cannot install the MPTCP seccomp filter: {0} (without it Landlock's TCP rules can be bypassed with MPTCP sockets; allow seccomp(2) in the runtime's profile or set enforcement to best-effort)"
+        "cannot apply the Landlock ruleset: this process is already inside {max} nested Landlock sandboxes, the kernel's limit (landlock_restrict_self failed with E2BIG). Every `landgate exec`, and every wrapper run without LANDGATE_ACTIVE=1 in its environment, adds one: inside a landgate sandbox, run the command directly or keep LANDGATE_ACTIVE=1 in the environment so that wrappers do not add layers",
+        max = LANDLOCK_MAX_LAYERS
+    )]
+    TooManyLayers,
+
+    #[error(
+        "cannot install the seccomp filter: {0} (without it Landlock's TCP rules can be bypassed with MPTCP sockets and TCP Fast Open; allow seccomp(2) in the runtime's profile or set enforcement to best-effort)"
     )]
     Seccomp(String),
 
@@ -133,12 +154,14 @@ impl LaunchError {
         match self {
             Self::Usage(_) => EXIT_USAGE,
             Self::PolicyMissing { .. }
+            | Self::WrapperPolicyMissing { .. }
             | Self::PolicyNotUnicode { .. }
             | Self::PolicyFile { .. }
             | Self::Policy(_) => EXIT_POLICY,
             Self::EnforcementRequired { .. } => EXIT_NOT_ENFORCED,
             Self::PathUnopenable { .. }
             | Self::Landlock(_)
+            | Self::TooManyLayers
             | Self::Seccomp(_)
             | Self::SelfUnknown(_) => EXIT_SANDBOX,
             Self::CommandNotFound { .. } => EXIT_NOT_FOUND,

@@ -116,7 +116,8 @@ pub struct Features {
     pub net: Vec<Feature>,
     pub scope: Vec<Feature>,
     pub restrict_self: Vec<Feature>,
-    /// Whether seccomp filters can be installed (the MPTCP filter needs it).
+    /// Whether seccomp filters can be installed (the MPTCP and TCP Fast Open
+    /// filters need it).
     pub seccomp_filter: bool,
     /// What Landlock never covers on any ABI landgate uses; printed so that
     /// nobody assumes it is restricted.
@@ -224,7 +225,7 @@ impl Features {
         }
         let _ = writeln!(
             out,
-            "seccomp filter (closes the MPTCP hole in TCP rules): {}",
+            "seccomp filter (closes the MPTCP and TCP Fast Open holes in TCP rules): {}",
             if self.seccomp_filter { "yes" } else { "no" }
         );
         let _ = writeln!(
@@ -239,8 +240,9 @@ impl Features {
 const NOT_COVERED: &[&str] = &[
     "UDP (landgate policy v1 has TCP rules only)",
     "SCTP and raw sockets",
-    "io_uring-created sockets bypass the MPTCP seccomp filter",
-    "32-bit (i386) programs are killed by the MPTCP seccomp filter when TCP is restricted",
+    "listen() on a kernel-chosen ephemeral port (a socket listening without bind() gets one even when bind is restricted; bind(0) too unless bind_ephemeral is false)",
+    "io_uring bypasses the seccomp filter (IORING_OP_SOCKET creates MPTCP sockets, io_uring sends can use MSG_FASTOPEN)",
+    "32-bit (i386) programs are killed by the seccomp filter when TCP is restricted",
 ];
 
 /// Whether this kernel can run seccomp filters: the actions list exists
@@ -291,10 +293,21 @@ mod tests {
         assert!(!f.net.iter().any(|r| r.supported));
         let text = f.render();
         assert!(text.contains("landlock: available, ABI 3"), "{text}");
+        assert!(
+            text.contains("closes the MPTCP and TCP Fast Open holes"),
+            "{text}"
+        );
+        assert!(
+            text.contains("listen() on a kernel-chosen ephemeral port"),
+            "{text}"
+        );
         assert!(text.contains("bind_tcp"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap();
         assert_eq!(json["landlock"]["abi"], 3);
         assert_eq!(json["net"][0]["supported"], false);
+        let not_covered = json["not_covered"].to_string();
+        assert!(not_covered.contains("MSG_FASTOPEN"), "{not_covered}");
+        assert!(not_covered.contains("listen()"), "{not_covered}");
     }
 
     #[test]

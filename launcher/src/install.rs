@@ -57,8 +57,16 @@ pub fn install(dir: &Path, wrappers: &[String]) -> Result<Installed, LaunchError
     std::fs::create_dir_all(dir).map_err(fail(dir, WRITABLE))?;
 
     let launcher = dir.join(LAUNCHER_NAME);
+    // The name repeats across restarts (landgate-init is usually PID 1 in
+    // its container and the volume outlives it), so a temp left by a killed
+    // run may be there, read-only (0555): copying onto it would fail for a
+    // non-root user. Remove it first.
     let tmp = dir.join(format!(".{LAUNCHER_NAME}.{}.tmp", std::process::id()));
     let copy = || -> io::Result<()> {
+        match std::fs::remove_file(&tmp) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
         std::fs::copy("/proc/self/exe", &tmp)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
         std::fs::rename(&tmp, &launcher)
@@ -146,6 +154,19 @@ mod tests {
             .filter(|n| n.to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_stale_read_only_temp_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("landgate");
+        std::fs::create_dir_all(&root).unwrap();
+        let stale = root.join(format!(".landgate.{}.tmp", std::process::id()));
+        std::fs::write(&stale, "stale").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let installed = install(&root, &[]).unwrap();
+        assert!(!stale.exists());
+        assert!(std::fs::metadata(&installed.launcher).unwrap().len() > 5);
     }
 
     #[test]

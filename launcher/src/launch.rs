@@ -11,7 +11,7 @@ use crate::features::Features;
 use crate::install;
 use crate::kernel::LandlockSupport;
 use crate::policy::{Enforcement, Policy};
-use crate::ruleset::{Plan, Status};
+use crate::ruleset::{Assessment, Plan, Status};
 
 /// `LANDGATE_QUIET=1` (or `true`/`yes`) silences the status line when the
 /// policy is fully enforced; warnings and errors are always printed.
@@ -96,7 +96,17 @@ fn wrapper(argv0: &OsStr, name: &OsStr, args: &[OsString]) -> LaunchError {
         };
         return exec::exec(&resolved.program, argv0, args, false, true);
     }
-    sandboxed_exec(&PolicySource::default(), name, argv0, args)
+    let source = PolicySource::default();
+    if let PolicySource::Env(env) = &source
+        && env::var_os(env).is_none()
+    {
+        return LaunchError::WrapperPolicyMissing {
+            env: env.clone(),
+            what: name.to_string_lossy().into_owned(),
+            argv0: argv0.to_string_lossy().into_owned(),
+        };
+    }
+    sandboxed_exec(&source, name, argv0, args)
 }
 
 /// Applies the policy and becomes the command. Returns only on failure.
@@ -114,14 +124,12 @@ fn sandboxed_exec(
         for warning in plan.warnings() {
             eprintln!("landgate: warning: {warning}");
         }
-        if policy.enforcement == Enforcement::Required
-            && plan.assessment.status != Status::FullyEnforced
-        {
-            return Err(plan
-                .assessment
-                .refusal(&resolved.program.display().to_string()));
-        }
+        let what = resolved.program.display().to_string();
+        require(policy.enforcement, &plan.assessment, &what)?;
         let assessment = plan.apply()?;
+        // Checked again on what applying reached: a degradation found while
+        // applying must not let a `required` policy run below full.
+        require(policy.enforcement, &assessment, &what)?;
         if assessment.status != Status::FullyEnforced || !(policy.quiet || quiet_env()) {
             eprintln!("landgate: {}", assessment.summary());
         }
@@ -149,12 +157,20 @@ fn check(source: &PolicySource, command: &[OsString]) -> Result<u8, LaunchError>
         println!("command: {}", resolved.program.display());
         what = resolved.program.display().to_string();
     }
-    if policy.enforcement == Enforcement::Required
-        && plan.assessment.status != Status::FullyEnforced
-    {
-        return Err(plan.assessment.refusal(&what));
-    }
+    require(policy.enforcement, &plan.assessment, &what)?;
     Ok(0)
+}
+
+/// `enforcement: required` refuses anything below FullyEnforced.
+fn require(
+    enforcement: Enforcement,
+    assessment: &Assessment,
+    what: &str,
+) -> Result<(), LaunchError> {
+    if enforcement == Enforcement::Required && assessment.status != Status::FullyEnforced {
+        return Err(assessment.refusal(what));
+    }
+    Ok(())
 }
 
 fn load_policy(source: &PolicySource, what: &str) -> Result<Policy, LaunchError> {
@@ -178,4 +194,37 @@ fn load_policy(source: &PolicySource, what: &str) -> Result<Policy, LaunchError>
 
 fn quiet_env() -> bool {
     env::var(QUIET_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EXIT_NOT_ENFORCED;
+    use crate::kernel::LandlockSupport;
+
+    fn assessment(status: Status) -> Assessment {
+        let policy = Policy::from_json(r#"{"v":1,"net":{"bind":[8080]}}"#).unwrap();
+        let mut a = Assessment::new(
+            &policy,
+            LandlockSupport::Available {
+                abi: 7,
+                kernel_abi: 7,
+            },
+        );
+        a.status = status;
+        a
+    }
+
+    #[test]
+    fn required_refuses_a_degraded_status_and_best_effort_runs() {
+        let full = assessment(Status::FullyEnforced);
+        require(Enforcement::Required, &full, "sh").unwrap();
+        for status in [Status::PartiallyEnforced, Status::NotEnforced] {
+            let degraded = assessment(status);
+            let err = require(Enforcement::Required, &degraded, "sh").unwrap_err();
+            assert_eq!(err.exit_code(), EXIT_NOT_ENFORCED);
+            assert!(err.to_string().contains("refusing to run sh"), "{err}");
+            require(Enforcement::BestEffort, &degraded, "sh").unwrap();
+        }
+    }
 }

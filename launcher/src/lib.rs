@@ -3,10 +3,9 @@
 //! becomes the sandboxed command.
 //!
 //! Rooms: [`policy`] (wire type), [`cli`] (argv), [`launch`] (the flow),
-//! [`ruleset`] (policy → Landlock, status), [`seccomp`] (the
-//! MPTCP and TCP Fast Open filters),
-//! [`exec`] (PATH lookup, execve), [`install`], [`features`], [`kernel`]
-//! (ABI probe), [`error`] (errors and exit codes).
+//! [`ruleset`] (policy → Landlock, status), [`seccomp`] (the MPTCP and TCP
+//! Fast Open filters), [`exec`] (PATH lookup, execve), [`install`],
+//! [`features`], [`kernel`] (ABI probe), [`error`] (errors and exit codes).
 //!
 //! The launcher is synchronous and single-threaded on purpose:
 //! `landlock_restrict_self` and seccomp restrict the calling thread only.

@@ -2,8 +2,10 @@
 //! [`Assessment`]), the opened rules ([`Plan`]), and applying them.
 //!
 //! Every rule about what a sandboxed process may do at runtime lives here:
-//! - `fs.rx` paths get read + execute (`from_read`), `fs.rw` paths every
-//!   right the kernel's ABI handles; rules on non-directories keep only the
+//! - `fs.rx` paths get read + execute (`from_read`) plus, when the ABI
+//!   handles it, connecting to named UNIX sockets (`resolve_unix`, ABI 9:
+//!   a read-only path must not stop a client from reaching a socket there),
+//!   `fs.rw` paths every right the kernel's ABI handles; rules on non-directories keep only the
 //!   rights that make sense for a file. Everything else is denied for every
 //!   filesystem right the kernel's ABI handles (the highest ABI it offers).
 //! - TCP bind/connect are handled only when the policy restricts them (a
@@ -30,8 +32,8 @@ use landlock::{
 use crate::error::LaunchError;
 use crate::features::{fs_since, linux_release_for, net_since, scope_since};
 use crate::kernel::LandlockSupport;
-use crate::mptcp;
 use crate::policy::{AbsPath, Enforcement, Policy, Port};
+use crate::seccomp::{self, Filters};
 
 /// The enforcement status, named as the `landlock` crate and kernel docs do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +60,7 @@ pub enum Gap {
     Unavailable(&'static str),
     /// `what` needs Landlock ABI `abi`.
     NeedsAbi { what: &'static str, abi: u32 },
-    /// The MPTCP seccomp filter could not be installed.
+    /// The MPTCP / TCP Fast Open seccomp filter could not be installed.
     Seccomp(String),
 }
 
@@ -69,7 +71,7 @@ impl fmt::Display for Gap {
             Self::NeedsAbi { what, abi } => write!(f, "{what} need abi {abi}"),
             Self::Seccomp(err) => write!(
                 f,
-                "MPTCP filter failed ({err}): TCP rules can be bypassed with MPTCP"
+                "seccomp filter failed ({err}): TCP rules can be bypassed with MPTCP or TCP Fast Open"
             ),
         }
     }
@@ -256,7 +258,9 @@ pub struct Plan {
     pub bind: Option<Vec<Port>>,
     pub connect: Option<Vec<Port>>,
     pub scopes: BitFlags<Scope>,
-    pub mptcp_filter: bool,
+    /// The seccomp filters to install (MPTCP when TCP is restricted, TCP
+    /// Fast Open when connect is).
+    pub seccomp: Filters,
     pub log_denials: bool,
 }
 
@@ -273,8 +277,8 @@ impl Plan {
                     rules: Vec::new(),
                     skipped: Vec::new(),
                 };
-                let read = AccessFs::from_read(abi);
                 let all = AccessFs::from_all(abi);
+                let read = rx_access(abi);
                 let paths = rules
                     .rx
                     .iter()
@@ -304,7 +308,10 @@ impl Plan {
             bind: policy.net.effective_bind(),
             connect: policy.net.effective_connect(),
             scopes,
-            mptcp_filter: policy.restricts_tcp(),
+            seccomp: Filters {
+                mptcp: policy.restricts_tcp(),
+                fastopen: policy.net.connect.is_some(),
+            },
             log_denials: policy.log_denials,
         })
     }
@@ -368,10 +375,19 @@ impl Plan {
         let _ = writeln!(
             out,
             "mptcp: {}",
-            if self.mptcp_filter {
+            if self.seccomp.mptcp {
                 "socket(IPPROTO_MPTCP) fails with EPROTONOSUPPORT (seccomp), so MPTCP users fall back to TCP"
             } else {
                 "allowed (TCP is unrestricted)"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "tcp fast open: {}",
+            if self.seccomp.fastopen {
+                "sendto/sendmsg/sendmmsg with MSG_FASTOPEN fail with EOPNOTSUPP (seccomp), so Fast Open cannot bypass the connect rules"
+            } else {
+                "allowed (TCP connect is unrestricted)"
             }
         );
         let scope_names: Vec<&str> = [
@@ -400,16 +416,16 @@ impl Plan {
                 (_, false) => "kernel default (needs abi 7 to configure)",
             }
         );
-        let _ = writeln!(out, "not restricted: UDP, SCTP and raw sockets");
+        let _ = writeln!(out, "not restricted: {}", NOT_RESTRICTED);
         let _ = writeln!(out, "status: {}", self.assessment.summary());
         out
     }
 
-    /// Installs the MPTCP filter and restricts the calling thread. After
+    /// Installs the seccomp filters and restricts the calling thread. After
     /// `Ok`, the process is sandboxed for good and only `execve` remains.
     pub fn apply(mut self) -> Result<Assessment, LaunchError> {
-        if self.mptcp_filter
-            && let Err(err) = mptcp::install()
+        if self.seccomp.any()
+            && let Err(err) = seccomp::install(self.seccomp)
         {
             match self.enforcement {
                 Enforcement::Required => return Err(LaunchError::Seccomp(err)),
@@ -490,8 +506,25 @@ impl Plan {
                 .log_new_exec(self.log_denials)?
                 .log_same_exec(self.log_denials)?;
         }
-        Ok(created.restrict_self()?)
+        match created.restrict_self() {
+            Ok(status) => Ok(status),
+            Err(landlock::RulesetError::RestrictSelf(
+                landlock::RestrictSelfError::RestrictSelfCall { source, .. },
+            )) if source.raw_os_error() == Some(libc::E2BIG) => Err(LaunchError::TooManyLayers),
+            Err(err) => Err(err.into()),
+        }
     }
+}
+
+/// What `landgate check` lists as not restricted by any policy.
+pub const NOT_RESTRICTED: &str = "UDP, SCTP and raw sockets; listen() on a kernel-chosen ephemeral port (a socket listening without bind(), or bound to port 0 unless bind_ephemeral is false) even when bind is restricted";
+
+/// The rights an `fs.rx` rule grants: read and execute, plus connecting to
+/// named UNIX sockets whenever the ABI handles that right (ABI 9). Without
+/// it, every `fs.rx` path would deny `connect()` to sockets beneath it while
+/// allowing to read them, e.g. a daemon's socket under a read-only /run.
+pub fn rx_access(abi: landlock::ABI) -> BitFlags<AccessFs> {
+    AccessFs::from_read(abi) | (AccessFs::from_all(abi) & AccessFs::ResolveUnix)
 }
 
 fn open_path(
@@ -661,7 +694,8 @@ mod tests {
         assert!(fs.rules[2].access.contains(AccessFs::WriteFile));
         assert_eq!(fs.skipped.len(), 1);
         assert_eq!(plan.bind, Some(vec![Port(0), Port(8080)]));
-        assert!(plan.mptcp_filter);
+        assert!(plan.seccomp.mptcp);
+        assert!(!plan.seccomp.fastopen);
         let warnings = plan.warnings();
         assert_eq!(
             warnings,
@@ -691,6 +725,59 @@ mod tests {
             "{message}"
         );
         assert_eq!(err.exit_code(), crate::error::EXIT_SANDBOX);
+    }
+
+    #[test]
+    fn rx_rules_allow_named_unix_sockets_whenever_the_abi_handles_them() {
+        // No ABI 9 kernel here: check the computed access sets for a
+        // simulated one. Every handled right that no rule grants is denied,
+        // so rx rules must carry resolve_unix once it is handled, or
+        // connecting to a named UNIX socket outside fs.rw would fail.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let json = format!(
+            r#"{{"v":1,"fs":{{"rx":["/","{}"],"rw":["{}"]}}}}"#,
+            file.display(),
+            dir.path().display()
+        );
+        let policy = Policy::from_json(&json).unwrap();
+        for abi in [9, 10] {
+            let plan = Plan::new(&policy, avail(abi)).unwrap();
+            let fs = plan.fs.as_ref().unwrap();
+            assert!(fs.handled.contains(AccessFs::ResolveUnix), "abi {abi}");
+            for rule in &fs.rules {
+                assert!(
+                    rule.access.contains(AccessFs::ResolveUnix),
+                    "abi {abi}: {} {} lacks resolve_unix",
+                    rule.field,
+                    rule.path
+                );
+                assert_eq!(rule.access & !fs.handled, BitFlags::empty());
+            }
+            let rx_dir = &fs.rules[0];
+            assert_eq!(
+                rx_dir.access,
+                AccessFs::from_read(plan.support.crate_abi()) | AccessFs::ResolveUnix
+            );
+            assert!(!rx_dir.access.contains(AccessFs::WriteFile));
+            assert!(!rx_dir.access.contains(AccessFs::MakeSock));
+            assert!(
+                plan.render()
+                    .contains("fs.rx  /: execute,read_file,read_dir,resolve_unix")
+            );
+        }
+        // Below ABI 9 the right is neither handled nor granted (the kernel
+        // would reject a rule naming it).
+        let plan = Plan::new(&policy, avail(7)).unwrap();
+        let fs = plan.fs.as_ref().unwrap();
+        assert!(!fs.handled.contains(AccessFs::ResolveUnix));
+        assert!(
+            fs.rules
+                .iter()
+                .all(|r| !r.access.contains(AccessFs::ResolveUnix))
+        );
+        assert_eq!(fs.rules[0].access, AccessFs::from_read(landlock::ABI::V7));
     }
 
     #[test]

@@ -164,5 +164,4 @@ mod tests {
         .unwrap();
         assert!(none.is_empty());
     }
-
 }

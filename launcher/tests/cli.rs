@@ -185,6 +185,10 @@ fn check_and_dry_run_print_the_ruleset_and_apply_nothing() {
         .assert_stdout("fs.rw  /tmp:")
         .assert_stdout("tcp bind: only 0 (ephemeral), 8080")
         .assert_stdout("mptcp: socket(IPPROTO_MPTCP) fails with EPROTONOSUPPORT")
+        .assert_stdout("tcp fast open: allowed (TCP connect is unrestricted)")
+        .assert_stdout(
+            "not restricted: UDP, SCTP and raw sockets; listen() on a kernel-chosen ephemeral port",
+        )
         .assert_stdout("status: FullyEnforced (abi ")
         .assert_stdout("command: /");
     assert!(
@@ -195,6 +199,14 @@ fn check_and_dry_run_print_the_ruleset_and_apply_nothing() {
     run(landgate().arg("check").env("LANDGATE_POLICY", policy))
         .assert_code(0)
         .assert_stdout("tcp connect: unrestricted");
+    run(landgate()
+        .arg("check")
+        .env("LANDGATE_POLICY", r#"{"v":1,"net":{"connect":[443]}}"#))
+    .assert_code(0)
+    .assert_stdout("tcp connect: only 443")
+    .assert_stdout(
+        "tcp fast open: sendto/sendmsg/sendmmsg with MSG_FASTOPEN fail with EOPNOTSUPP (seccomp)",
+    );
     run(landgate()
         .arg("check")
         .env("LANDGATE_POLICY", TCP_AND_SCOPES)
@@ -209,6 +221,10 @@ fn features_reports_this_kernel_in_text_and_json() {
     let text = run(landgate().arg("features"));
     text.assert_code(0)
         .assert_stdout("landlock: available, ABI ")
+        .assert_stdout(
+            "seccomp filter (closes the MPTCP and TCP Fast Open holes in TCP rules): yes",
+        )
+        .assert_stdout("listen() on a kernel-chosen ephemeral port")
         .assert_stdout("bind_tcp")
         .assert_stdout("signal");
     let json = run(landgate().args(["features", "--json"]));
@@ -228,6 +244,12 @@ fn features_reports_this_kernel_in_text_and_json() {
     assert!(supported("scope", "signal"));
     assert!(supported("fs", "ioctl_dev"));
     assert_eq!(value["seccomp_filter"], true);
+    let not_covered = value["not_covered"].to_string();
+    assert!(not_covered.contains("MSG_FASTOPEN"), "{not_covered}");
+    assert!(
+        not_covered.contains("listen() on a kernel-chosen ephemeral port"),
+        "{not_covered}"
+    );
 }
 
 #[test]
@@ -283,4 +305,59 @@ fn install_into_an_unwritable_dir_is_a_clear_error() {
         .assert_stderr(&format!("cannot install into {}", target.display()))
         .assert_stderr("Permission denied")
         .assert_stderr("DIR must be a writable directory");
+}
+
+#[test]
+fn install_as_pid_1_replaces_a_stale_read_only_temp() {
+    // landgate-init is usually PID 1, so its temp name `.landgate.1.tmp`
+    // repeats across restarts; a killed run can leave it behind at 0555.
+    // `unshare --user --pid --fork` makes the launcher PID 1 with no
+    // capability over the files (their owner is unmapped in the new user
+    // namespace), like a non-root init container, even when the tests run
+    // as root.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("landgate");
+    std::fs::create_dir_all(&target).unwrap();
+    let stale = target.join(".landgate.1.tmp");
+    std::fs::write(&stale, "stale").unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = std::process::Command::new("unshare");
+    scrub(&mut cmd);
+    cmd.args(["--user", "--pid", "--fork"])
+        .arg(landgate_bin())
+        .arg("install")
+        .arg(&target)
+        .args(["--wrappers", "sh"]);
+    run(&mut cmd).assert_code(0).assert_stdout("installed");
+    assert!(!stale.exists(), "the stale temp must be gone");
+    assert_eq!(
+        std::fs::metadata(target.join("landgate")).unwrap().len(),
+        std::fs::metadata(landgate_bin()).unwrap().len()
+    );
+}
+
+#[test]
+fn nesting_beyond_16_landlock_layers_is_a_clear_error() {
+    // Each `landgate exec` adds a Landlock layer; the kernel allows 16
+    // (landlock_restrict_self fails with E2BIG beyond).
+    let policy = r#"{"v":1,"net":{"connect":[443]}}"#;
+    let nested = |layers: usize| {
+        let bin = landgate_bin().to_str().unwrap();
+        let mut args = Vec::new();
+        for _ in 1..layers {
+            args.extend([bin, "exec", "--"]);
+        }
+        args.push("true");
+        let mut cmd = landgate();
+        cmd.args(["exec", "--"])
+            .args(&args)
+            .env("LANDGATE_POLICY", policy)
+            .env("LANDGATE_QUIET", "1");
+        run(&mut cmd)
+    };
+    nested(16).assert_code(0);
+    nested(17)
+        .assert_code(123)
+        .assert_stderr("this process is already inside 16 nested Landlock sandboxes, the kernel's limit (landlock_restrict_self failed with E2BIG)")
+        .assert_stderr("keep LANDGATE_ACTIVE=1 in the environment");
 }

@@ -1,10 +1,12 @@
-//! TCP rules and the MPTCP filter, on the real kernel.
+//! TCP rules and the MPTCP and TCP Fast Open filters, on the real kernel.
 
 mod common;
 
 use std::net::TcpListener;
+use std::time::{Duration, Instant};
 
 use common::*;
+use rstest::rstest;
 
 fn bind_only(ports: &[u16]) -> serde_json::Value {
     json!({"v": 1, "net": {"bind": ports}})
@@ -101,4 +103,120 @@ fn mptcp_is_left_alone_when_tcp_is_unrestricted() {
     exec(&fs_only, &[probe_str(), "mptcp-socket"])
         .assert_code(0)
         .assert_stdout("ok mptcp socket created");
+}
+
+/// A listener outside the sandbox, non-blocking so that the test can ask
+/// whether anything connected.
+fn outside_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+/// Whether a connection arrives within `wait`.
+fn accepts_within(listener: &TcpListener, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        match listener.accept() {
+            Ok(_) => return true,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => panic!("accept: {err}"),
+        }
+    }
+}
+
+/// The premise of the TCP Fast Open filter: the client bit of
+/// net.ipv4.tcp_fastopen is on (1 here, the kernel default), so a send with
+/// MSG_FASTOPEN connects. Checked, not assumed: with the bit off the kernel
+/// itself answers EOPNOTSUPP and the tests below would prove nothing.
+fn assert_fast_open_client_enabled() {
+    let value = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fastopen").unwrap();
+    let bits: u32 = value.trim().parse().unwrap();
+    assert!(
+        bits & 1 == 1,
+        "net.ipv4.tcp_fastopen is {bits}: set its client bit (sysctl -w net.ipv4.tcp_fastopen=1) to run the TCP Fast Open tests"
+    );
+}
+
+#[rstest]
+#[case::sendto("sendto")]
+#[case::sendmsg("sendmsg")]
+#[case::sendmmsg("sendmmsg")]
+fn tcp_fast_open_to_an_undeclared_port_fails_with_eopnotsupp_and_connects_nothing(
+    #[case] call: &str,
+) {
+    assert_fast_open_client_enabled();
+    let (undeclared, undeclared_addr) = outside_listener();
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_port = allowed.local_addr().unwrap().port();
+    let policy = json!({"v": 1, "net": {"connect": [443, allowed_port]}});
+
+    // Landlock alone would let this through: the MSG_FASTOPEN path connects
+    // without its connect hook. The seccomp filter refuses the send.
+    let denied = exec(&policy, &[probe_str(), "fastopen", &undeclared_addr, call]);
+    assert_eq!(denied.probe_errno(), Some(EOPNOTSUPP), "{denied:#?}");
+    assert!(
+        !accepts_within(&undeclared, Duration::from_millis(300)),
+        "the listener on the undeclared port was reached through {call}(MSG_FASTOPEN)"
+    );
+    // The plain connect() rule still applies to the same address...
+    let refused = exec(&policy, &[probe_str(), "connect", &undeclared_addr]);
+    assert_eq!(refused.probe_errno(), Some(EACCES), "{refused:#?}");
+    // ...and a declared port is still reachable.
+    exec(
+        &policy,
+        &[
+            probe_str(),
+            "connect",
+            &allowed.local_addr().unwrap().to_string(),
+        ],
+    )
+    .assert_code(0)
+    .assert_stdout("ok connected");
+}
+
+#[rstest]
+#[case::sendto("sendto")]
+#[case::sendmmsg("sendmmsg")]
+fn tcp_fast_open_is_left_alone_when_connect_is_unrestricted(#[case] call: &str) {
+    assert_fast_open_client_enabled();
+    let (listener, addr) = outside_listener();
+    // Bind is restricted, so the MPTCP filter is installed, but connect is
+    // null: no connect rule to bypass, so MSG_FASTOPEN is not filtered.
+    let policy = json!({"v": 1, "net": {"bind": [8080], "connect": null}});
+    exec(&policy, &[probe_str(), "fastopen", &addr, call])
+        .assert_code(0)
+        .assert_stdout(&format!("ok sent with MSG_FASTOPEN via {call}"));
+    assert!(
+        accepts_within(&listener, Duration::from_secs(5)),
+        "MSG_FASTOPEN did not connect although connect is unrestricted"
+    );
+}
+
+#[test]
+fn listen_without_bind_gets_an_ephemeral_port_despite_bind_rules() {
+    // Documents a Landlock limit (Linux 6.18, ABI 7), listed by `landgate
+    // check` and `features` as not restricted: listen() on a socket that was
+    // never bound makes the kernel pick an ephemeral port without the LSM
+    // bind hook, so bind rules cannot stop it, not even with bind_ephemeral
+    // false (which does stop bind(0)). If this test starts failing, the
+    // kernel began covering it: update the "not restricted" texts.
+    for policy in [
+        json!({"v": 1, "net": {"bind": [8080]}}),
+        json!({"v": 1, "net": {"bind": [8080], "bind_ephemeral": false}}),
+    ] {
+        let out = exec(&policy, &[probe_str(), "listen-unbound"]);
+        out.assert_code(0)
+            .assert_stdout("ok listening port=")
+            .assert_stderr(FULLY_ENFORCED);
+    }
+    let strict = json!({"v": 1, "net": {"bind": [8080], "bind_ephemeral": false}});
+    let denied = exec(&strict, &[probe_str(), "bind", "127.0.0.1:0"]);
+    assert_eq!(denied.probe_errno(), Some(EACCES), "{denied:#?}");
 }

@@ -74,8 +74,41 @@ fn a_wrapper_without_a_policy_refuses_to_run() {
     let marker = w.sub("rw/ran");
     let out = run(&mut w.sh(&["-c", &format!("echo > {marker}")]));
     out.assert_code(121)
-        .assert_stderr("LANDGATE_POLICY is not set: refusing to run sh without its sandbox");
+        .assert_stderr("LANDGATE_POLICY is not set: refusing to run sh without its sandbox")
+        .assert_stderr("pass LANDGATE_POLICY and LANDGATE_ACTIVE through");
     assert!(!Path::new(&marker).exists());
+}
+
+#[test]
+fn a_child_started_with_a_filtered_env_is_refused_with_the_cause_and_the_fix() {
+    // A sandboxed program starts `sh` with env={"PATH": ...}: the wrapper on
+    // PATH gets neither LANDGATE_POLICY nor LANDGATE_ACTIVE. It must refuse
+    // (never run unsandboxed) and say why and what to do.
+    let w = WrapperDir::new();
+    let marker = w.sub("rw/ran");
+    let script = format!(
+        "env -i PATH={path} sh -c 'echo > {marker}'; echo inner-exit=$?",
+        path = w.path_var(),
+    );
+    let out = run(w.sh(&["-c", &script]).env("LANDGATE_POLICY", w.policy()));
+    out.assert_code(0)
+        .assert_stdout("inner-exit=121")
+        .assert_stderr("LANDGATE_POLICY is not set: refusing to run sh without its sandbox. Likely cause: a sandboxed program started `sh` with a cleared or filtered environment")
+        .assert_stderr("Fix: pass LANDGATE_POLICY and LANDGATE_ACTIVE through to the child's environment, or call the program by its absolute path");
+    assert!(!Path::new(&marker).exists());
+
+    // The suggested fix: by absolute path the real sh runs, still inside the
+    // sandbox it inherited.
+    let script = format!(
+        "env -i PATH={path} /bin/sh -c 'echo > {rw}/ok && echo rw-ok; {probe} write {rx}/f'",
+        path = w.path_var(),
+        rw = w.sub("rw"),
+        rx = w.sub("rx"),
+        probe = probe_str(),
+    );
+    let out = run(w.sh(&["-c", &script]).env("LANDGATE_POLICY", w.policy()));
+    out.assert_stdout("rw-ok");
+    assert_eq!(out.probe_errno_line(), Some(EACCES), "{out:#?}");
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub use serde_json::json;
 /// errno values as this kernel reports them.
 pub const EACCES: i32 = 13;
 pub const EPROTONOSUPPORT: i32 = 93;
+pub const EOPNOTSUPP: i32 = 95;
 
 pub fn landgate_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_landgate"))

@@ -13,6 +13,11 @@
 //	probe bind ADDR       plain TCP bind+listen (MPTCP off); prints the port
 //	probe connect ADDR    plain TCP connect
 //	probe mptcp-socket    socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)
+//	probe fastopen ADDR sendto|sendmsg|sendmmsg
+//	                      send "hi" with MSG_FASTOPEN on a fresh TCP socket
+//	                      (a connect that bypasses Landlock's connect hook)
+//	probe listen-unbound  listen() on a TCP socket never bound: the kernel
+//	                      picks an ephemeral port; prints it
 //	probe write PATH      create/truncate PATH and write to it
 //	probe read PATH       read PATH
 package main
@@ -23,13 +28,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
+	"unsafe"
 )
 
 const (
 	ipprotoMPTCP = 262
-	soProtocol   = 38 // SO_PROTOCOL, from asm-generic/socket.h
+	soProtocol   = 38         // SO_PROTOCOL, from asm-generic/socket.h
+	msgFastopen  = 0x20000000 // MSG_FASTOPEN, from linux/socket.h
 )
 
 func main() {
@@ -59,6 +68,11 @@ func main() {
 			syscall.Close(fd)
 			fmt.Println("ok mptcp socket created")
 		}
+	case "fastopen":
+		need(4)
+		err = fastopen(os.Args[2], os.Args[3])
+	case "listen-unbound":
+		err = listenUnbound()
 	case "write":
 		need(3)
 		err = os.WriteFile(os.Args[2], []byte("probe\n"), 0o644)
@@ -92,7 +106,7 @@ func need(n int) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe listen|bind|connect ADDR | mptcp-socket | write|read PATH")
+	fmt.Fprintln(os.Stderr, "usage: probe listen|bind|connect ADDR | mptcp-socket | fastopen ADDR sendto|sendmsg|sendmmsg | listen-unbound | write|read PATH")
 	os.Exit(64)
 }
 
@@ -172,5 +186,97 @@ func bind(addr string) error {
 	}
 	defer ln.Close()
 	fmt.Printf("ok bound port=%d\n", ln.Addr().(*net.TCPAddr).Port)
+	return nil
+}
+
+// fastopen sends with MSG_FASTOPEN on a fresh, unbound, unconnected TCP
+// socket through the named syscall. With net.ipv4.tcp_fastopen's client bit
+// set, the kernel connects as part of the send.
+func fastopen(addr, call string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return fmt.Errorf("fastopen needs an IPv4 ADDR:PORT, got %q", addr)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	to := &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	data := []byte("hi")
+	switch call {
+	case "sendto":
+		err = syscall.Sendto(fd, data, msgFastopen, to)
+	case "sendmsg":
+		_, err = syscall.SendmsgN(fd, data, nil, to, msgFastopen)
+	case "sendmmsg":
+		err = sendmmsg(fd, data, ap)
+	default:
+		usage()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ok sent with MSG_FASTOPEN via %s\n", call)
+	return nil
+}
+
+// mmsghdr is struct mmsghdr from linux/socket.h.
+type mmsghdr struct {
+	hdr syscall.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// sendmmsg is sendmmsg(2) with one message; the syscall package has neither
+// the call nor its number.
+func sendmmsg(fd int, data []byte, ap netip.AddrPort) error {
+	name := syscall.RawSockaddrInet4{Family: syscall.AF_INET, Addr: ap.Addr().As4()}
+	port := ap.Port()
+	p := (*[2]byte)(unsafe.Pointer(&name.Port))
+	p[0], p[1] = byte(port>>8), byte(port)
+	iov := syscall.Iovec{Base: &data[0]}
+	iov.SetLen(len(data))
+	var msg mmsghdr
+	msg.hdr.Name = (*byte)(unsafe.Pointer(&name))
+	msg.hdr.Namelen = uint32(unsafe.Sizeof(name))
+	msg.hdr.Iov = &iov
+	msg.hdr.Iovlen = 1
+	var nr uintptr
+	switch runtime.GOARCH {
+	case "amd64":
+		nr = 307
+	case "arm64":
+		nr = 269
+	default:
+		return fmt.Errorf("sendmmsg: no syscall number for %s", runtime.GOARCH)
+	}
+	n, _, errno := syscall.Syscall6(nr, uintptr(fd),
+		uintptr(unsafe.Pointer(&msg)), 1, msgFastopen, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	if n != 1 {
+		return fmt.Errorf("sendmmsg sent %d messages", n)
+	}
+	return nil
+}
+
+// listenUnbound calls listen() on a TCP socket that was never bound: the
+// kernel binds it to an ephemeral port itself, without the LSM bind hook.
+func listenUnbound() error {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Listen(fd, 1); err != nil {
+		return err
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ok listening port=%d\n", sa.(*syscall.SockaddrInet4).Port)
 	return nil
 }
