@@ -486,8 +486,19 @@ impl<'a> Engine<'a> {
                     && found_mounts
                         .iter()
                         .all(|m| own_mounts.contains(m) || m.read_only == Some(true));
-                let same = found.image == expected.image
-                    && found.command == expected.command
+                // The same repository at any tag or digest, and the same
+                // install command with any valid wrapper list: during a
+                // rolling upgrade of the webhook (new launcher tag, new
+                // --wrappers), a reinvocation may reach a replica configured
+                // differently from the one that wrapped the pod.
+                let same = found
+                    .image
+                    .as_deref()
+                    .zip(expected.image.as_deref())
+                    .is_some_and(|(found, expected)| {
+                        image_repository(found) == image_repository(expected)
+                    })
+                    && is_install_command(found.command.as_deref().unwrap_or_default())
                     && found.args.as_ref().is_none_or(Vec::is_empty)
                     && mounts_ok
                     && found.env.as_ref().is_none_or(Vec::is_empty)
@@ -1165,6 +1176,32 @@ fn remove_item(ops: &mut Ops, list: PointerBuf, index: usize, len: usize) {
 /// The `landgate-init` init container. Its securityContext passes the
 /// PodSecurity "restricted" standard: an injected container must never be
 /// the reason a pod is refused.
+/// `registry/name` of an image reference, without `:tag` or `@digest`.
+fn image_repository(image: &str) -> &str {
+    let name = image.split_once('@').map_or(image, |(name, _)| name);
+    match name.rfind(':') {
+        // A colon after the last slash is a tag; before it, a registry port.
+        Some(colon) if name.rfind('/').is_none_or(|slash| colon > slash) => &name[..colon],
+        _ => name,
+    }
+}
+
+/// `landgate install /landgate --wrappers <valid names>`, as landgate-init runs it.
+fn is_install_command(command: &[String]) -> bool {
+    match command {
+        [launcher, install, dir, flag, wrappers] => {
+            launcher == IMAGE_LAUNCHER
+                && install == "install"
+                && dir == MOUNT_PATH
+                && flag == "--wrappers"
+                && wrappers
+                    .split(',')
+                    .all(|name| landgate_launcher::install::validate_wrapper_name(name).is_ok())
+        }
+        _ => false,
+    }
+}
+
 pub fn init_container(settings: &Settings, spec: &PodSpec) -> Container {
     let quantities = |cpu: &str, memory: &str| {
         BTreeMap::from([
@@ -2065,6 +2102,33 @@ mod tests {
         let mut v = wrapped;
         v["spec"]["initContainers"][0]["volumeMounts"] = json!([]);
         assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
+    }
+
+    #[test]
+    fn another_launcher_tag_or_wrapper_list_is_not_tampering() {
+        // A reinvocation reaching a webhook replica from the next release.
+        let wrapped = json_of(&run(&pod(web_pod())).pod);
+        let mut v = wrapped.clone();
+        v["spec"]["initContainers"][0]["image"] =
+            json!("ghcr.io/landgate-dev/landgate-launcher@sha256:0123abcd");
+        v["spec"]["initContainers"][0]["command"][4] = json!("sh,bash");
+        assert_eq!(run(&pod(v)).verdict, Verdict::AlreadyWrapped);
+
+        let mut v = wrapped;
+        v["spec"]["initContainers"][0]["command"][4] = json!("sh,../../bin/evil");
+        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
+    }
+
+    #[rstest::rstest]
+    #[case(
+        "ghcr.io/landgate-dev/landgate-launcher:0.1.0",
+        "ghcr.io/landgate-dev/landgate-launcher"
+    )]
+    #[case("registry:5000/launcher", "registry:5000/launcher")]
+    #[case("registry:5000/launcher:v2@sha256:ab", "registry:5000/launcher")]
+    #[case("launcher", "launcher")]
+    fn image_repositories(#[case] image: &str, #[case] repository: &str) {
+        assert_eq!(image_repository(image), repository);
     }
 
     #[test]
