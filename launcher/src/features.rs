@@ -48,12 +48,16 @@ pub const SCOPES: &[(&str, Scope)] = &[
     ("signal", Scope::Signal),
 ];
 
+/// The ABI that introduced the `log_*` restrict_self flags (denial logging
+/// the launcher configures).
+pub const LOG_FLAGS_SINCE: u32 = 7;
+
 /// `landlock_restrict_self` flags, with the ABI that introduced them (the
 /// crate does not expose a table for these).
 pub const RESTRICT_SELF_FLAGS: &[(&str, u32)] = &[
-    ("log_same_exec_off", 7),
-    ("log_new_exec_on", 7),
-    ("log_subdomains_off", 7),
+    ("log_same_exec_off", LOG_FLAGS_SINCE),
+    ("log_new_exec_on", LOG_FLAGS_SINCE),
+    ("log_subdomains_off", LOG_FLAGS_SINCE),
     ("tsync_all_threads", 8),
 ];
 

@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 
 use crate::cli::{self, Invocation, PolicySource, USAGE, WRAPPERS_ENV};
 use crate::error::LaunchError;
-use crate::exec::{self, ACTIVE_ENV, SelfFile};
+use crate::exec::{self, ACTIVE_ENV, Resolved, SelfFile};
 use crate::features::Features;
 use crate::install;
 use crate::kernel::LandlockSupport;
@@ -88,9 +88,7 @@ fn split_command(command: &[OsString]) -> Result<(&OsStr, &[OsString]), LaunchEr
 /// second Landlock layer); otherwise sandbox with `$LANDGATE_POLICY` first.
 fn wrapper(argv0: &OsStr, name: &OsStr, args: &[OsString]) -> LaunchError {
     if env::var_os(ACTIVE_ENV).is_some_and(|v| v == "1") {
-        let resolved = match SelfFile::current()
-            .and_then(|me| exec::resolve(name, env::var_os("PATH").as_deref(), me))
-        {
+        let resolved = match resolve_command(name) {
             Ok(resolved) => resolved,
             Err(err) => return err,
         };
@@ -118,12 +116,8 @@ fn sandboxed_exec(
 ) -> LaunchError {
     let prepared = (|| {
         let policy = load_policy(source, &name.to_string_lossy())?;
-        let me = SelfFile::current()?;
-        let resolved = exec::resolve(name, env::var_os("PATH").as_deref(), me)?;
-        let plan = Plan::new(&policy, LandlockSupport::detect())?;
-        for warning in plan.warnings() {
-            eprintln!("landgate: warning: {warning}");
-        }
+        let resolved = resolve_command(name)?;
+        let plan = prepare(&policy)?;
         let what = resolved.program.display().to_string();
         require(policy.enforcement, &plan.assessment, &what)?;
         let assessment = plan.apply()?;
@@ -145,20 +139,34 @@ fn sandboxed_exec(
 /// with the code `exec` would fail with before running the command, or 0.
 fn check(source: &PolicySource, command: &[OsString]) -> Result<u8, LaunchError> {
     let policy = load_policy(source, "the command")?;
-    let plan = Plan::new(&policy, LandlockSupport::detect())?;
-    for warning in plan.warnings() {
-        eprintln!("landgate: warning: {warning}");
-    }
+    let plan = prepare(&policy)?;
     println!("policy: {}", policy.to_json());
     print!("{}", plan.render());
     let mut what = "the command".to_owned();
     if let Some((name, _)) = command.split_first() {
-        let resolved = exec::resolve(name, env::var_os("PATH").as_deref(), SelfFile::current()?)?;
+        let resolved = resolve_command(name)?;
         println!("command: {}", resolved.program.display());
         what = resolved.program.display().to_string();
     }
     require(policy.enforcement, &plan.assessment, &what)?;
     Ok(0)
+}
+
+/// Plans `policy` on this kernel and prints the plan's warnings. `exec` and
+/// `check` both plan here, so a dry run shows exactly what `exec` applies.
+/// Resolving the command is left to the callers: `exec` resolves it before
+/// planning, `check` only after printing the plan.
+fn prepare(policy: &Policy) -> Result<Plan, LaunchError> {
+    let plan = Plan::new(policy, LandlockSupport::detect())?;
+    for warning in plan.warnings() {
+        eprintln!("landgate: warning: {warning}");
+    }
+    Ok(plan)
+}
+
+/// `name` on `$PATH`, skipping the launcher itself (its wrappers).
+fn resolve_command(name: &OsStr) -> Result<Resolved, LaunchError> {
+    exec::resolve(name, env::var_os("PATH").as_deref(), SelfFile::current()?)
 }
 
 /// `enforcement: required` refuses anything below FullyEnforced.

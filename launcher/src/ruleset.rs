@@ -30,7 +30,7 @@ use landlock::{
 };
 
 use crate::error::LaunchError;
-use crate::features::{fs_since, linux_release_for, net_since, scope_since};
+use crate::features::{LOG_FLAGS_SINCE, fs_since, linux_release_for, net_since, scope_since};
 use crate::kernel::LandlockSupport;
 use crate::policy::{AbsPath, Enforcement, Policy, Port};
 use crate::seccomp::{self, Filters};
@@ -77,6 +77,45 @@ impl fmt::Display for Gap {
     }
 }
 
+/// What landgate gates on the kernel's Landlock ABI. [`Capability::since`]
+/// is the one table of minimum ABIs and [`Capability::supported_at`] the one
+/// comparison: the assessment, the ruleset and `check`'s output all ask here,
+/// so they cannot disagree about what a kernel enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Rules on file truncation.
+    Truncate,
+    /// Rules on device ioctls.
+    IoctlDev,
+    /// TCP bind and connect rules.
+    Tcp,
+    /// Signal and abstract UNIX socket scopes.
+    Scopes,
+    /// Configuring denial logging (the `log_*` restrict_self flags).
+    DenialLogging,
+}
+
+impl Capability {
+    /// The ABI that introduced it, from the `landlock` crate's own tables
+    /// (via `features`) where the crate has one.
+    pub fn since(self) -> u32 {
+        match self {
+            Self::Truncate => fs_since(AccessFs::Truncate),
+            Self::IoctlDev => fs_since(AccessFs::IoctlDev),
+            // Bind and connect arrived together (ABI 4), as did both scopes
+            // (ABI 6); `features` tests pin that.
+            Self::Tcp => net_since(AccessNet::BindTcp),
+            Self::Scopes => scope_since(Scope::Signal),
+            Self::DenialLogging => LOG_FLAGS_SINCE,
+        }
+    }
+
+    /// Whether a kernel offering ABI `abi` (0: no Landlock) has it.
+    pub fn supported_at(self, abi: u32) -> bool {
+        abi >= self.since()
+    }
+}
+
 /// What the running kernel can enforce of a policy. Pure: a function of the
 /// policy and the kernel's Landlock support.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,24 +155,19 @@ impl Assessment {
                 restricts_nothing: false,
             };
         }
-        let needs = |what, since: u32, gaps: &mut Vec<Gap>| {
-            let ok = abi >= since;
+        let needs = |what, capability: Capability, gaps: &mut Vec<Gap>| {
+            let ok = capability.supported_at(abi);
             if !ok {
-                gaps.push(Gap::NeedsAbi { what, abi: since });
+                gaps.push(Gap::NeedsAbi {
+                    what,
+                    abi: capability.since(),
+                });
             }
             ok
         };
         if policy.fs.is_some() {
-            let truncate = needs(
-                "file truncation rules",
-                fs_since(AccessFs::Truncate),
-                &mut gaps,
-            );
-            let ioctl = needs(
-                "device ioctl rules",
-                fs_since(AccessFs::IoctlDev),
-                &mut gaps,
-            );
+            let truncate = needs("file truncation rules", Capability::Truncate, &mut gaps);
+            let ioctl = needs("device ioctl rules", Capability::IoctlDev, &mut gaps);
             levels.push(if truncate && ioctl {
                 Level::Full
             } else {
@@ -141,7 +175,7 @@ impl Assessment {
             });
         }
         if policy.restricts_tcp() {
-            let tcp = needs("TCP rules", net_since(AccessNet::BindTcp), &mut gaps);
+            let tcp = needs("TCP rules", Capability::Tcp, &mut gaps);
             levels.push(if tcp { Level::Full } else { Level::None });
         }
         if !policy.scope.is_none() {
@@ -150,7 +184,7 @@ impl Assessment {
                 (true, false) => "signal scoping",
                 _ => "abstract UNIX socket scoping",
             };
-            let scopes = needs(what, scope_since(Scope::Signal), &mut gaps);
+            let scopes = needs(what, Capability::Scopes, &mut gaps);
             levels.push(if scopes { Level::Full } else { Level::None });
         }
         let status = if levels.iter().all(|l| *l == Level::Full) {
@@ -328,7 +362,6 @@ impl Plan {
     /// The ruleset as `landgate check` prints it.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let abi = self.support.abi();
         let _ = writeln!(out, "landlock: {}", self.support);
         let _ = writeln!(out, "enforcement: {}", self.enforcement);
         match &self.fs {
@@ -356,20 +389,15 @@ impl Plan {
                 }
             }
         }
-        let tcp_ok = abi >= net_since(AccessNet::BindTcp);
+        let tcp_gap = if self.tcp_supported() {
+            String::new()
+        } else {
+            format!(" (not enforced: needs abi {})", Capability::Tcp.since())
+        };
         for (name, ports) in [("tcp bind", &self.bind), ("tcp connect", &self.connect)] {
             let _ = match ports {
                 None => writeln!(out, "{name}: unrestricted"),
-                Some(ports) => writeln!(
-                    out,
-                    "{name}: only {}{}",
-                    port_list(ports),
-                    if tcp_ok {
-                        ""
-                    } else {
-                        " (not enforced: needs abi 4)"
-                    }
-                ),
+                Some(ports) => writeln!(out, "{name}: only {}{tcp_gap}", port_list(ports)),
             };
         }
         let _ = writeln!(
@@ -410,10 +438,13 @@ impl Plan {
         let _ = writeln!(
             out,
             "denial logging: {}",
-            match (self.log_denials, abi >= 7) {
-                (true, true) => "on, including after exec",
-                (false, true) => "off",
-                (_, false) => "kernel default (needs abi 7 to configure)",
+            match (self.log_denials, self.supports(Capability::DenialLogging)) {
+                (true, true) => "on, including after exec".to_owned(),
+                (false, true) => "off".to_owned(),
+                (_, false) => format!(
+                    "kernel default (needs abi {} to configure)",
+                    Capability::DenialLogging.since()
+                ),
             }
         );
         let _ = writeln!(out, "not restricted: {}", NOT_RESTRICTED);
@@ -447,12 +478,16 @@ impl Plan {
         Ok(assessment)
     }
 
+    fn supports(&self, capability: Capability) -> bool {
+        capability.supported_at(self.support.abi())
+    }
+
     fn tcp_supported(&self) -> bool {
-        self.support.abi() >= net_since(AccessNet::BindTcp)
+        self.supports(Capability::Tcp)
     }
 
     fn scopes_supported(&self) -> bool {
-        self.support.abi() >= scope_since(Scope::Signal)
+        self.supports(Capability::Scopes)
     }
 
     fn handles_anything(&self) -> bool {
@@ -463,6 +498,7 @@ impl Plan {
 
     fn restrict(self) -> Result<RestrictionStatus, LaunchError> {
         let tcp = self.tcp_supported();
+        let configure_logging = self.supports(Capability::DenialLogging);
         let mut handled_net = BitFlags::<AccessNet>::empty();
         if tcp && self.bind.is_some() {
             handled_net |= AccessNet::BindTcp;
@@ -499,7 +535,7 @@ impl Plan {
                 }
             }
         }
-        if self.support.abi() >= 7 {
+        if configure_logging {
             // By default the kernel logs denials only until the next execve,
             // i.e. the launcher's own; the command's are what operators need.
             created = created
