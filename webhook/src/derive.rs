@@ -419,7 +419,7 @@ fn parse_value(
             let mut paths = Vec::new();
             for item in split_list(value) {
                 let path: AbsPath = item.parse().map_err(|e| invalid(format!("{e}")))?;
-                if path.is_within(&launcher_dir()) {
+                if in_launcher_dir(&path) {
                     return Err(invalid(format!(
                         "{path} is landgate's launcher directory, which stays read-only"
                     )));
@@ -438,11 +438,7 @@ fn parse_value(
                 })
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(|mut ports| {
-                ports.sort_unstable();
-                ports.dedup();
-                Setting::Ports(ports)
-            }),
+            .map(|ports| Setting::Ports(sorted_unique(ports))),
     }
 }
 
@@ -451,8 +447,20 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn launcher_dir() -> AbsPath {
-    abs(LAUNCHER_DIR)
+/// True when `path` is the launcher directory or lies beneath it: nothing
+/// of the pod may be mounted there or made writable there. Compares whole
+/// components, so `/landgatex` is not beneath it.
+pub fn in_launcher_dir(path: impl AsRef<std::path::Path>) -> bool {
+    path.as_ref().starts_with(LAUNCHER_DIR)
+}
+
+/// Ports sorted and deduplicated, as the policy JSON carries them (the
+/// golden fixtures pin this order; the launcher normalises again on its
+/// side with `NetRules::effective_bind`/`effective_connect`).
+fn sorted_unique(mut ports: Vec<Port>) -> Vec<Port> {
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Parses one of this module's constant paths.
@@ -612,9 +620,7 @@ fn bind_ports(container: &Container, warn: &mut impl FnMut(String)) -> Vec<Port>
             ));
         }
     }
-    ports.sort_unstable();
-    ports.dedup();
-    ports
+    sorted_unique(ports)
 }
 
 /// The container's volume mounts, split into writable and read-only.
@@ -637,7 +643,7 @@ fn mounts(
                 continue;
             }
         };
-        if path.is_within(&launcher_dir()) {
+        if in_launcher_dir(&path) {
             // landgate's own mount (the engine refuses foreign ones).
             continue;
         }

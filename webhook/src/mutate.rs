@@ -30,6 +30,7 @@
 //! half-wrapped. A pod that already looks exactly as landgate would make
 //! it gets an empty patch.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use json_patch::jsonptr::{PointerBuf, Token};
@@ -588,11 +589,7 @@ impl<'a> Engine<'a> {
 
         let mut original = container.clone();
         original.command = Some(command[EXEC_PREFIX.len()..].to_vec());
-        for_each_exec(&mut original, |_, command| {
-            if has_exec_prefix(command) {
-                command.drain(..EXEC_PREFIX.len());
-            }
-        });
+        self.unprefix_exec_handlers(&mut original)?;
         if let Some(env) = original.env.as_mut() {
             env.retain(|e| e.name != POLICY_ENV && e.name != ACTIVE_ENV);
             if let Some((i, _)) = last_path(env) {
@@ -613,6 +610,36 @@ impl<'a> Engine<'a> {
             mounts.retain(|m| *m != launcher_mount());
         }
         Ok(original)
+    }
+
+    /// Takes the launcher prefix off `container`'s exec handlers, writing
+    /// through the JSON paths [`exec_handlers`] gives, so that the list of
+    /// handlers lives in one place.
+    fn unprefix_exec_handlers(&self, container: &mut Container) -> Result<(), MutateError> {
+        let unprefixed: Vec<(PointerBuf, serde_json::Value)> = exec_handlers(container)
+            .into_iter()
+            .filter(|(_, command)| has_exec_prefix(command))
+            .map(|(field, command)| {
+                (
+                    exec_command_ptr(&PointerBuf::root(), field),
+                    serde_json::json!(command[EXEC_PREFIX.len()..]),
+                )
+            })
+            .collect();
+        if unprefixed.is_empty() {
+            return Ok(());
+        }
+        let mut doc = to_value(container, &self.label)?;
+        for (pointer, command) in unprefixed {
+            if let Some(slot) = doc.pointer_mut(pointer.as_str()) {
+                *slot = command;
+            }
+        }
+        *container = serde_json::from_value(doc).map_err(|e| MutateError::Internal {
+            pod: self.label.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(())
     }
 
     fn decide_and_build(self) -> Result<Mutation, MutateError> {
@@ -825,12 +852,11 @@ impl<'a> Engine<'a> {
                 "rename the volume (and its volumeMounts)",
             ));
         }
-        let launcher_dir = std::path::Path::new(MOUNT_PATH);
         for view in &self.views {
             let recorded = self.record_of(&view.current.name).is_some();
             for (i, mount) in view.current.volume_mounts.iter().flatten().enumerate() {
                 let ours = recorded && *mount == launcher_mount();
-                if !ours && std::path::Path::new(&mount.mount_path).starts_with(launcher_dir) {
+                if !ours && derive::in_launcher_dir(&mount.mount_path) {
                     return Err(reserved(
                         format!(
                             "container {:?} ({}.volumeMounts[{i}])",
@@ -857,31 +883,17 @@ impl<'a> Engine<'a> {
     ) -> Result<WrappedContainer, MutateError> {
         let c = view.current;
         let name = &c.name;
-        let env = c.env.as_deref().unwrap_or_default();
-
-        // User-supplied LANDGATE_* cannot be trusted: LANDGATE_ACTIVE=1
-        // would make wrappers skip the sandbox.
-        let mut kept: Vec<&EnvVar> = Vec::with_capacity(env.len() + 2);
-        let mut stripped = Vec::new();
-        for (i, var) in env.iter().enumerate().rev() {
-            if var.name.starts_with(ENV_PREFIX) {
-                ops.push(PatchOperation::Remove(RemoveOperation {
-                    path: at(base, ["env"], [i]),
-                }));
-                stripped.push(var.name.as_str());
-            }
-        }
-        kept.extend(env.iter().filter(|v| !v.name.starts_with(ENV_PREFIX)));
-        if !stripped.is_empty() {
-            stripped.reverse();
-            warnings.push(format!(
-                "container {name:?}: removed env {} (the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod)",
-                stripped.join(", ")
-            ));
-        }
+        let kept = strip_user_env(
+            ops,
+            base,
+            c,
+            |_| false,
+            "the LANDGATE_* variables are landgate's; LANDGATE_POLICY is derived from the pod",
+            warnings,
+        );
 
         let mut appended: Vec<EnvVar> = Vec::with_capacity(2);
-        let (edit, path_value) = match last_path_ref(&kept) {
+        let (edit, path_value) = match last_path(&kept) {
             Some((i, var)) if var.value_from.is_none() => {
                 let value = prefixed_path(var.value.as_deref().unwrap_or_default());
                 ops.add(
@@ -1039,28 +1051,14 @@ fn update_container(
     warnings: &mut Vec<String>,
 ) -> WrappedContainer {
     let c = view.current;
-    let env = c.env.as_deref().unwrap_or_default();
-    let mut stripped = Vec::new();
-    for (i, var) in env.iter().enumerate().rev() {
-        if var.name.starts_with(ENV_PREFIX) && !is_landgate_owned(var) {
-            ops.push(PatchOperation::Remove(RemoveOperation {
-                path: at(base, ["env"], [i]),
-            }));
-            stripped.push(var.name.as_str());
-        }
-    }
-    if !stripped.is_empty() {
-        stripped.reverse();
-        warnings.push(format!(
-            "container {:?}: removed env {} (the LANDGATE_* variables are landgate's)",
-            c.name,
-            stripped.join(", ")
-        ));
-    }
-    let kept: Vec<&EnvVar> = env
-        .iter()
-        .filter(|v| !v.name.starts_with(ENV_PREFIX) || is_landgate_owned(v))
-        .collect();
+    let kept = strip_user_env(
+        ops,
+        base,
+        c,
+        is_landgate_owned,
+        "the LANDGATE_* variables are landgate's",
+        warnings,
+    );
     if !kept.iter().any(|v| is_active_marker(v)) {
         // Pods wrapped before the marker existed, or whose marker a later
         // webhook replaced.
@@ -1083,12 +1081,47 @@ fn update_container(
     let command = c.command.as_deref().unwrap_or_default();
     let path_value = match record.path {
         PathEdit::Untouched => None,
-        _ => last_path_ref(&kept).and_then(|(_, v)| v.value.as_deref()),
+        _ => last_path(&kept).and_then(|(_, v)| v.value.as_deref()),
     };
     WrappedContainer {
         hash: container_hash(&c.name, command, policy_json, path_value, record.path),
         path: record.path,
     }
+}
+
+/// Removes the container's `LANDGATE_*` env that `landgate_owned` does not
+/// claim, warning with `why`, and returns the env that stays (indices into
+/// it are indices after the removals). User-supplied LANDGATE_* cannot be
+/// trusted: LANDGATE_ACTIVE=1 would make wrappers skip the sandbox.
+fn strip_user_env<'c>(
+    ops: &mut Ops,
+    base: &PointerBuf,
+    c: &'c Container,
+    landgate_owned: impl Fn(&EnvVar) -> bool,
+    why: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<&'c EnvVar> {
+    let env = c.env.as_deref().unwrap_or_default();
+    let strip = |var: &EnvVar| var.name.starts_with(ENV_PREFIX) && !landgate_owned(var);
+    let mut stripped = Vec::new();
+    // Highest index first, so that earlier removals do not shift later ones.
+    for (i, var) in env.iter().enumerate().rev() {
+        if strip(var) {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: at(base, ["env"], [i]),
+            }));
+            stripped.push(var.name.as_str());
+        }
+    }
+    if !stripped.is_empty() {
+        stripped.reverse();
+        warnings.push(format!(
+            "container {:?}: removed env {} ({why})",
+            c.name,
+            stripped.join(", ")
+        ));
+    }
+    env.iter().filter(|var| !strip(var)).collect()
 }
 
 /// Reverts what a previous pass did to a container.
@@ -1106,7 +1139,7 @@ fn unwrap_container(
     for (field, command) in exec_handlers(current) {
         if has_exec_prefix(command) {
             ops.add(
-                at(base, field, []).with("exec").with("command"),
+                exec_command_ptr(base, field),
                 serde_json::json!(command[EXEC_PREFIX.len()..]),
             );
         }
@@ -1329,17 +1362,14 @@ fn env_var(name: &str, value: &str) -> EnvVar {
     }
 }
 
-/// The PATH that wins (the kubelet takes the last duplicate).
-fn last_path(env: &[EnvVar]) -> Option<(usize, &EnvVar)> {
-    env.iter().enumerate().rev().find(|(_, e)| e.name == "PATH")
-}
-
-fn last_path_ref<'e>(env: &[&'e EnvVar]) -> Option<(usize, &'e EnvVar)> {
+/// The PATH that wins (the kubelet takes the last duplicate), in a
+/// container's env or in the part of it landgate keeps.
+fn last_path<E: Borrow<EnvVar>>(env: &[E]) -> Option<(usize, &EnvVar)> {
     env.iter()
+        .map(Borrow::borrow)
         .enumerate()
         .rev()
         .find(|(_, e)| e.name == "PATH")
-        .map(|(i, e)| (i, *e))
 }
 
 /// The container's exec probes and exec lifecycle hooks, with the JSON path
@@ -1381,41 +1411,16 @@ fn exec_handlers(c: &Container) -> Vec<([&'static str; 2], &[String])> {
     found
 }
 
-fn for_each_exec(c: &mut Container, mut f: impl FnMut(&str, &mut Vec<String>)) {
-    for (field, probe) in [
-        ("livenessProbe", &mut c.liveness_probe),
-        ("readinessProbe", &mut c.readiness_probe),
-        ("startupProbe", &mut c.startup_probe),
-    ] {
-        if let Some(command) = probe
-            .as_mut()
-            .and_then(|p| p.exec.as_mut())
-            .and_then(|e| e.command.as_mut())
-        {
-            f(field, command);
-        }
-    }
-    if let Some(lifecycle) = c.lifecycle.as_mut() {
-        for (field, handler) in [
-            ("postStart", &mut lifecycle.post_start),
-            ("preStop", &mut lifecycle.pre_stop),
-        ] {
-            if let Some(command) = handler
-                .as_mut()
-                .and_then(|h| h.exec.as_mut())
-                .and_then(|e| e.command.as_mut())
-            {
-                f(field, command);
-            }
-        }
-    }
+/// The `command` of the exec handler at `field` (from [`exec_handlers`]).
+fn exec_command_ptr(base: &PointerBuf, field: [&str; 2]) -> PointerBuf {
+    at(base, field, []).with("exec").with("command")
 }
 
 fn prefix_exec_handlers(ops: &mut Ops, base: &PointerBuf, c: &Container) {
     for (field, command) in exec_handlers(c) {
         if !has_exec_prefix(command) {
             ops.add(
-                at(base, field, []).with("exec").with("command"),
+                exec_command_ptr(base, field),
                 serde_json::json!(wrap_command(command)),
             );
         }
@@ -2129,6 +2134,37 @@ mod tests {
     #[case("launcher", "launcher")]
     fn image_repositories(#[case] image: &str, #[case] repository: &str) {
         assert_eq!(image_repository(image), repository);
+    }
+
+    #[test]
+    fn a_wrapped_container_reads_back_as_it_was() {
+        let mut v = web_pod();
+        let handler = json!({"exec": {"command": ["sh", "-c", "true"]}});
+        let web = &mut v["spec"]["containers"][0];
+        web["env"] = json!([{"name": "PATH", "value": "/usr/bin"}]);
+        web["livenessProbe"] = handler.clone();
+        web["startupProbe"] = json!({"exec": {"command": []}});
+        web["lifecycle"] = json!({"preStop": handler, "postStart": {"sleep": {"seconds": 1}}});
+        let before = pod(v);
+        let wrapped = run(&before).pod;
+        let spec = wrapped.spec.as_ref().unwrap();
+        let settings = Settings::default();
+        let engine = Engine::read(
+            &settings,
+            PodContext {
+                namespace: "shop",
+                namespace_annotations: &BTreeMap::new(),
+            },
+            &wrapped,
+            spec,
+            wrapped.metadata.annotations.as_ref().unwrap(),
+            "shop/web".into(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            engine.views[0].original,
+            before.spec.as_ref().unwrap().containers[0]
+        );
     }
 
     #[test]
