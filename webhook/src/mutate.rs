@@ -589,7 +589,11 @@ impl<'a> Engine<'a> {
 
         let mut original = container.clone();
         original.command = Some(command[EXEC_PREFIX.len()..].to_vec());
-        self.unprefix_exec_handlers(&mut original)?;
+        for command in exec_commands_mut(&mut original) {
+            if has_exec_prefix(command) {
+                command.drain(..EXEC_PREFIX.len());
+            }
+        }
         if let Some(env) = original.env.as_mut() {
             env.retain(|e| e.name != POLICY_ENV && e.name != ACTIVE_ENV);
             if let Some((i, _)) = last_path(env) {
@@ -610,36 +614,6 @@ impl<'a> Engine<'a> {
             mounts.retain(|m| *m != launcher_mount());
         }
         Ok(original)
-    }
-
-    /// Takes the launcher prefix off `container`'s exec handlers, writing
-    /// through the JSON paths [`exec_handlers`] gives, so that the list of
-    /// handlers lives in one place.
-    fn unprefix_exec_handlers(&self, container: &mut Container) -> Result<(), MutateError> {
-        let unprefixed: Vec<(PointerBuf, serde_json::Value)> = exec_handlers(container)
-            .into_iter()
-            .filter(|(_, command)| has_exec_prefix(command))
-            .map(|(field, command)| {
-                (
-                    exec_command_ptr(&PointerBuf::root(), field),
-                    serde_json::json!(command[EXEC_PREFIX.len()..]),
-                )
-            })
-            .collect();
-        if unprefixed.is_empty() {
-            return Ok(());
-        }
-        let mut doc = to_value(container, &self.label)?;
-        for (pointer, command) in unprefixed {
-            if let Some(slot) = doc.pointer_mut(pointer.as_str()) {
-                *slot = command;
-            }
-        }
-        *container = serde_json::from_value(doc).map_err(|e| MutateError::Internal {
-            pod: self.label.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(())
     }
 
     fn decide_and_build(self) -> Result<Mutation, MutateError> {
@@ -1375,6 +1349,32 @@ fn last_path<E: Borrow<EnvVar>>(env: &[E]) -> Option<(usize, &EnvVar)> {
 /// The container's exec probes and exec lifecycle hooks, with the JSON path
 /// of their handler: the kubelet runs these inside the container without
 /// the entrypoint, so unwrapped they would escape the sandbox.
+/// The same handlers as [`exec_handlers`], mutably (Rust cannot share one
+/// walk between the two borrows).
+fn exec_commands_mut(c: &mut Container) -> Vec<&mut Vec<String>> {
+    let lifecycle = c.lifecycle.as_mut();
+    let (post_start, pre_stop) = match lifecycle {
+        Some(l) => (l.post_start.as_mut(), l.pre_stop.as_mut()),
+        None => (None, None),
+    };
+    let probes = [
+        c.liveness_probe.as_mut(),
+        c.readiness_probe.as_mut(),
+        c.startup_probe.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|p| p.exec.as_mut());
+    let hooks = [post_start, pre_stop]
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.exec.as_mut());
+    probes
+        .chain(hooks)
+        .filter_map(|e| e.command.as_mut())
+        .collect()
+}
+
 fn exec_handlers(c: &Container) -> Vec<([&'static str; 2], &[String])> {
     let mut found = Vec::new();
     let probes = [
