@@ -111,6 +111,16 @@ impl Webhook {
         self.client_builder().build().unwrap()
     }
 
+    /// A ConfigMap review (allowed, no patch) on a new connection of `client`.
+    async fn send_review(&self, client: &reqwest::Client) -> reqwest::Response {
+        client
+            .post(self.url("/mutate"))
+            .body(CONFIGMAP_CREATE)
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -349,24 +359,11 @@ async fn preview_answers_json_and_yaml() {
 #[tokio::test]
 async fn alpn_offers_http2_and_http1() {
     let webhook = Webhook::start(&[]);
-    let h2 = webhook
-        .client()
-        .post(webhook.url("/mutate"))
-        .body(CONFIGMAP_CREATE)
-        .send()
-        .await
-        .unwrap();
+    let h2 = webhook.send_review(&webhook.client()).await;
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
     let h1 = webhook
-        .client_builder()
-        .http1_only()
-        .build()
-        .unwrap()
-        .post(webhook.url("/mutate"))
-        .body(CONFIGMAP_CREATE)
-        .send()
-        .await
-        .unwrap();
+        .send_review(&webhook.client_builder().http1_only().build().unwrap())
+        .await;
     assert_eq!(h1.version(), reqwest::Version::HTTP_11);
     assert_eq!(h1.status(), 200);
 }
@@ -390,13 +387,7 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
 #[tokio::test]
 async fn rotated_certificate_is_served_on_the_next_connection() {
     let webhook = Webhook::start(&[]);
-    let first = webhook
-        .client()
-        .post(webhook.url("/mutate"))
-        .body(CONFIGMAP_CREATE)
-        .send()
-        .await
-        .unwrap();
+    let first = webhook.send_review(&webhook.client()).await;
     let before = served_certificate(&first);
     assert_eq!(
         before,
@@ -411,13 +402,7 @@ async fn rotated_certificate_is_served_on_the_next_connection() {
         std::fs::write(&tmp, contents).unwrap();
         std::fs::rename(&tmp, webhook.dir.path().join(name)).unwrap();
     }
-    let second = webhook
-        .client()
-        .post(webhook.url("/mutate"))
-        .body(CONFIGMAP_CREATE)
-        .send()
-        .await
-        .unwrap();
+    let second = webhook.send_review(&webhook.client()).await;
     assert_eq!(second.status(), 200);
     let after = served_certificate(&second);
     assert_ne!(before, after);
