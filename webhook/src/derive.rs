@@ -587,6 +587,23 @@ pub fn derive_policy(
     }
 }
 
+/// The directories of `path` (a PATH value as the container gets it) that
+/// `fs` makes writable. Sandboxed code could plant a program there that a
+/// later `kubectl exec … <name>` of a program outside the wrapper list runs
+/// unsandboxed. Entries the kubelet would still expand (`$(VAR)`), and
+/// relative ones, cannot be judged and are left out.
+pub fn writable_path_dirs(fs: &FsRules, path: &str) -> Vec<AbsPath> {
+    let mut found: Vec<AbsPath> = path
+        .split(':')
+        .filter(|dir| !dir.contains("$("))
+        .filter_map(|dir| dir.parse::<AbsPath>().ok())
+        .filter(|dir| !in_launcher_dir(dir))
+        .filter(|dir| fs.rw.iter().any(|rw| dir.is_within(rw)))
+        .collect();
+    found.dedup();
+    found
+}
+
 /// True when `dir` is, contains or lies beneath a [`PROTECTED`] directory.
 fn is_protected(dir: &AbsPath) -> bool {
     PROTECTED.iter().map(|p| abs(p)).any(|p| {
@@ -633,18 +650,17 @@ fn mounts(
 ) -> (Vec<AbsPath>, Vec<AbsPath>) {
     let (mut rw, mut ro) = (Vec::new(), Vec::new());
     for (i, mount) in container.volume_mounts.iter().flatten().enumerate() {
-        let path: AbsPath = match mount.mount_path.parse() {
+        // The engine refuses a wrapped pod whose mountPath does not
+        // normalise, before anything is derived; a direct caller is told.
+        let path = match crate::mount_path::normalise(&mount.mount_path) {
             Ok(path) => path,
             Err(err) => {
-                warn(format!(
-                    "volumeMounts[{i}].mountPath {:?} ignored: {err}",
-                    mount.mount_path
-                ));
+                warn(format!("volumeMounts[{i}].mountPath ignored: it {err}"));
                 continue;
             }
         };
         if in_launcher_dir(&path) {
-            // landgate's own mount (the engine refuses foreign ones).
+            // landgate's own mount (the engine refuses every other one).
             continue;
         }
         let always_read_only = volumes

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod cli;
 pub mod derive;
 pub mod metrics;
+pub mod mount_path;
 pub mod mutate;
 pub mod preview;
 pub mod server;

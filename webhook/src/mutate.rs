@@ -40,11 +40,12 @@ use k8s_openapi::api::core::v1::{
     SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use landgate_launcher::policy::{Enforcement, POLICY_ENV, Policy};
+use landgate_launcher::policy::{AbsPath, Enforcement, POLICY_ENV, Policy};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::derive::{self, AnnotationError, Annotations, ContainerSettings, Origin};
+use crate::mount_path::{self, MountPathError};
 use crate::settings::{Settings, UnknownEntrypoint};
 
 /// The launcher volume.
@@ -63,6 +64,9 @@ pub const INIT_CONTAINER_NAME: &str = "landgate-init";
 pub const IMAGE_LAUNCHER: &str = "/usr/local/bin/landgate";
 /// The launcher copy is ~1 MiB; the volume lives in memory.
 pub const VOLUME_SIZE_LIMIT: &str = "16Mi";
+/// Where the ServiceAccount admission plugin mounts the API token
+/// (`DefaultAPITokenMountPath` in kube-apiserver's serviceaccount plugin).
+pub const SERVICE_ACCOUNT_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The kubelet's annotation on mirror pods of static pods.
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Version of the `landgate.dev/status` JSON.
@@ -153,6 +157,13 @@ pub enum MutateError {
         what: String,
         fix: &'static str,
     },
+    /// (`error`, not `source`: the message already includes it.)
+    #[error("pod {pod}: {field} {error}")]
+    MountPath {
+        pod: String,
+        field: String,
+        error: MountPathError,
+    },
     #[error(
         "pod {pod}: {field} was changed after landgate wrapped the pod ({what}); landgate refuses a pod whose sandbox was altered and never wraps a container twice. If another mutating webhook makes this change, order it before landgate; if the manifest was copied from a running pod, re-create it from the original manifest (without the landgate.dev/status annotation, landgate-init, the landgate volume and the /landgate/landgate exec -- prefixes)"
     )]
@@ -160,6 +171,15 @@ pub enum MutateError {
         pod: String,
         field: String,
         what: String,
+    },
+    #[error(
+        "pod {pod}: container {container:?} has {dir} on PATH and its policy makes {dir} writable, but it requires enforcement ({origin} = required): a program planted there would run unsandboxed when `kubectl exec` names it. Take {dir} off PATH (set PATH under env) or mount it read-only"
+    )]
+    WritablePathDir {
+        pod: String,
+        container: String,
+        dir: String,
+        origin: String,
     },
     #[error(
         "pod {pod}: annotation landgate.dev/status {problem}; landgate writes this annotation itself: remove it from the manifest"
@@ -475,39 +495,14 @@ impl<'a> Engine<'a> {
             }
             Some(pos) => {
                 let found = &self.spec.init_containers.as_deref().unwrap_or_default()[pos];
-                // Compare only what landgate set and the API server does not
-                // default (imagePullPolicy, terminationMessagePath, … are).
-                // On reinvocation the API server's ServiceAccount plugin has
-                // run again and mounted the token into every container,
-                // landgate-init included: extra read-only mounts cannot
-                // change what `landgate install` does, so they are allowed.
-                let found_mounts = found.volume_mounts.as_deref().unwrap_or_default();
-                let own_mounts = expected.volume_mounts.as_deref().unwrap_or_default();
-                let mounts_ok = own_mounts.iter().all(|m| found_mounts.contains(m))
-                    && found_mounts
-                        .iter()
-                        .all(|m| own_mounts.contains(m) || m.read_only == Some(true));
-                // The same repository at any tag or digest, and the same
-                // install command with any valid wrapper list: during a
-                // rolling upgrade of the webhook (new launcher tag, new
-                // --wrappers), a reinvocation may reach a replica configured
-                // differently from the one that wrapped the pod.
-                let same = found
-                    .image
-                    .as_deref()
-                    .zip(expected.image.as_deref())
-                    .is_some_and(|(found, expected)| {
-                        image_repository(found) == image_repository(expected)
-                    })
-                    && is_install_command(found.command.as_deref().unwrap_or_default())
-                    && found.args.as_ref().is_none_or(Vec::is_empty)
-                    && mounts_ok
-                    && found.env.as_ref().is_none_or(Vec::is_empty)
-                    && found.env_from.as_ref().is_none_or(Vec::is_empty);
-                if !same {
+                let differing = self.init_container_differences(found, &expected);
+                if !differing.is_empty() {
                     return Err(tampered(
                         &format!("spec.initContainers[{pos}] ({INIT_CONTAINER_NAME})"),
-                        "its image, command, env or volume mounts differ from what landgate injects",
+                        &format!(
+                            "its {} differ from what landgate injects",
+                            differing.join(", ")
+                        ),
                     ));
                 }
             }
@@ -526,6 +521,104 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+    }
+
+    /// The fields of `found` (landgate-init as the pod has it) that differ
+    /// from `expected` (as this replica builds it), beyond what may
+    /// legitimately differ on a later pass:
+    /// - the image tag or digest and the wrapper list: during a rolling
+    ///   upgrade of the webhook a reinvocation may reach a replica with
+    ///   another launcher tag or `--wrappers`; the repository must match;
+    /// - fields the API server defaults (`imagePullPolicy`,
+    ///   `terminationMessage*`) and `resources` (LimitRanger fills in
+    ///   defaults): none changes what `landgate install` does;
+    /// - the ServiceAccount token mount, which the ServiceAccount admission
+    ///   plugin adds to every container before it re-invokes landgate
+    ///   ([`Engine::is_token_mount`]).
+    ///
+    /// Everything else (command, env, securityContext, every other mount)
+    /// must be exactly landgate's: landgate-init writes the launcher that
+    /// every other container runs through.
+    fn init_container_differences(&self, found: &Container, expected: &Container) -> Vec<String> {
+        let mut seen = found.clone();
+        if seen
+            .image
+            .as_deref()
+            .zip(expected.image.as_deref())
+            .is_some_and(|(found, expected)| image_repository(found) == image_repository(expected))
+        {
+            seen.image.clone_from(&expected.image);
+        }
+        if is_install_command(seen.command.as_deref().unwrap_or_default()) {
+            seen.command.clone_from(&expected.command);
+        }
+        seen.image_pull_policy
+            .clone_from(&expected.image_pull_policy);
+        seen.termination_message_path
+            .clone_from(&expected.termination_message_path);
+        seen.termination_message_policy
+            .clone_from(&expected.termination_message_policy);
+        seen.resources.clone_from(&expected.resources);
+        if let Some(mounts) = seen.volume_mounts.as_mut() {
+            mounts.retain(|m| !self.is_token_mount(m));
+        }
+        if seen == *expected {
+            return Vec::new();
+        }
+        // Name the fields for the refusal; only on this error path.
+        let (Ok(serde_json::Value::Object(seen)), Ok(serde_json::Value::Object(expected))) =
+            (serde_json::to_value(&seen), serde_json::to_value(expected))
+        else {
+            return vec!["fields".to_owned()];
+        };
+        let mut keys: Vec<&String> = seen.keys().chain(expected.keys()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| seen.get(*k) != expected.get(*k))
+            .map(|k| match k.as_str() {
+                "image" => "image repository".to_owned(),
+                "volumeMounts" => {
+                    "volume mounts (only the ServiceAccount token may be added)".to_owned()
+                }
+                other => other.to_owned(),
+            })
+            .collect()
+    }
+
+    /// The mount the ServiceAccount admission plugin adds: read-only, at or
+    /// beneath the token directory, from a projected volume with a
+    /// serviceAccountToken source or a (legacy token) secret volume. A
+    /// mount there cannot change what `landgate install` runs or writes.
+    fn is_token_mount(&self, mount: &VolumeMount) -> bool {
+        let token_dir: AbsPath = SERVICE_ACCOUNT_TOKEN_DIR
+            .parse()
+            .unwrap_or_else(|err| unreachable!("constant path: {err}"));
+        let at_token_dir =
+            mount_path::normalise(&mount.mount_path).is_ok_and(|path| path.is_within(&token_dir));
+        let plain = mount.read_only == Some(true)
+            && mount.sub_path.as_deref().is_none_or(str::is_empty)
+            && mount.sub_path_expr.as_deref().is_none_or(str::is_empty)
+            && mount
+                .mount_propagation
+                .as_deref()
+                .is_none_or(|p| p == "None");
+        let token_volume = self
+            .spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .is_some_and(|v| {
+                v.secret.is_some()
+                    || v.projected.as_ref().is_some_and(|p| {
+                        p.sources
+                            .iter()
+                            .flatten()
+                            .any(|s| s.service_account_token.is_some())
+                    })
+            });
+        at_token_dir && plain && token_volume
     }
 
     /// Checks a container a previous pass wrapped and returns it as it was
@@ -568,11 +661,25 @@ impl<'a> Engine<'a> {
         };
         let path = last_path(env).map(|(_, e)| e);
         let path_value = match record.path {
-            PathEdit::Untouched => None,
-            PathEdit::Added | PathEdit::Prefixed => match path.and_then(|p| p.value.as_deref()) {
-                Some(value) if value.starts_with(WRAPPER_DIR) => Some(value),
-                _ => return Err(tampered("its PATH no longer starts with /landgate/bin")),
+            // Only a PATH from valueFrom is left alone; a status that says
+            // so of a plain PATH would keep the wrappers off it.
+            PathEdit::Untouched => match path {
+                Some(var) if var.value_from.is_some() => None,
+                _ => {
+                    return Err(tampered(
+                        "its PATH is recorded as coming from valueFrom, but it does not",
+                    ));
+                }
             },
+            PathEdit::Added | PathEdit::Prefixed => {
+                match path
+                    .filter(|p| p.value_from.is_none())
+                    .and_then(|p| p.value.as_deref())
+                {
+                    Some(value) if strip_path(value).len() < value.len() => Some(value),
+                    _ => return Err(tampered("its PATH no longer starts with /landgate/bin")),
+                }
+            }
         };
         let hash = container_hash(
             &container.name,
@@ -775,7 +882,8 @@ impl<'a> Engine<'a> {
                 self.spec.volumes.as_deref().unwrap_or_default(),
             );
             warnings.extend(derived.warnings);
-            let policy_json = derived.policy.to_json();
+            self.check_path_dirs(view, &derived.policy, &mut warnings)?;
+            let policy_json = kubelet_literal(&derived.policy.to_json());
             let record = match self.record_of(&view.current.name) {
                 None => self.wrap_container(&mut ops, &base, view, &policy_json, &mut warnings)?,
                 Some(record) => {
@@ -802,9 +910,55 @@ impl<'a> Engine<'a> {
         self.finish(ops, verdict, policies, warnings)
     }
 
+    /// Reports the directories on the container's PATH that its policy
+    /// lets it write, refusing them under `required`: until every exec runs
+    /// through the launcher, a program planted there runs unsandboxed when
+    /// `kubectl exec` names it.
+    fn check_path_dirs(
+        &self,
+        view: &View,
+        policy: &Policy,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), MutateError> {
+        let env = view.original.env.as_deref().unwrap_or_default();
+        let path = match last_path(env) {
+            Some((_, var)) if var.value_from.is_some() => return Ok(()),
+            Some((_, var)) => var.value.as_deref().unwrap_or_default(),
+            None => &self.settings.default_path,
+        };
+        let name = &view.current.name;
+        let Some(fs) = &policy.fs else {
+            warnings.push(format!(
+                "container {name:?}: profile ports-only sets no filesystem rules, so the directories on PATH ({path}) are as writable as file permissions allow; a program planted there runs unsandboxed when `kubectl exec` names it"
+            ));
+            return Ok(());
+        };
+        let dirs = derive::writable_path_dirs(fs, path);
+        let Some(first) = dirs.first() else {
+            return Ok(());
+        };
+        if view.settings.enforcement == Enforcement::Required {
+            return Err(MutateError::WritablePathDir {
+                pod: self.label.clone(),
+                container: name.clone(),
+                dir: first.to_string(),
+                origin: view.settings.enforcement_origin.to_string(),
+            });
+        }
+        for dir in dirs {
+            warnings.push(format!(
+                "container {name:?}: PATH directory {dir} is writable under its policy; a program planted there runs unsandboxed when `kubectl exec` names it. Take it off PATH or mount it read-only"
+            ));
+        }
+        Ok(())
+    }
+
     /// Names and volume paths landgate needs must be free (on a later pass,
     /// landgate-init, the volume and the mounts of wrapped containers are
-    /// landgate's own, verified in [`Engine::read`]).
+    /// landgate's own, verified in [`Engine::read`]). A container that
+    /// mounts the launcher volume itself, or anything at or beneath
+    /// `/landgate`, could replace the launcher that every other container,
+    /// probe and hook runs through.
     fn check_reserved(&self) -> Result<(), MutateError> {
         let reserved = |field: String, what: String, fix: &'static str| MutateError::Reserved {
             pod: self.label.clone(),
@@ -826,19 +980,64 @@ impl<'a> Engine<'a> {
                 "rename the volume (and its volumeMounts)",
             ));
         }
-        for view in &self.views {
-            let recorded = self.record_of(&view.current.name).is_some();
-            for (i, mount) in view.current.volume_mounts.iter().flatten().enumerate() {
-                let ours = recorded && *mount == launcher_mount();
-                if !ours && derive::in_launcher_dir(&mount.mount_path) {
+        let ephemeral = self.spec.ephemeral_containers.iter().flatten().enumerate();
+        let containers = self
+            .views
+            .iter()
+            .map(|v| {
+                let recorded = self.record_of(&v.current.name).is_some();
+                (
+                    v.field(),
+                    &v.current.name,
+                    v.current.volume_mounts.as_deref(),
+                    v.current.volume_devices.as_deref(),
+                    recorded,
+                )
+            })
+            .chain(ephemeral.map(|(i, e)| {
+                (
+                    format!("spec.ephemeralContainers[{i}]"),
+                    &e.name,
+                    e.volume_mounts.as_deref(),
+                    e.volume_devices.as_deref(),
+                    false,
+                )
+            }));
+        for (field, name, mounts, devices, recorded) in containers {
+            for (i, mount) in mounts.unwrap_or_default().iter().enumerate() {
+                // Exactly one such mount per wrapped container: verified.
+                if recorded && *mount == launcher_mount() {
+                    continue;
+                }
+                let at = |sub: &str| format!("container {name:?} ({field}.volumeMounts[{i}]{sub})");
+                if mount.name == VOLUME_NAME {
                     return Err(reserved(
-                        format!(
-                            "container {:?} ({}.volumeMounts[{i}])",
-                            view.current.name,
-                            view.field()
-                        ),
-                        format!("mounts volume {:?} at {}", mount.name, mount.mount_path),
+                        at(""),
+                        format!("mounts volume {VOLUME_NAME:?} at {:?}", mount.mount_path),
+                        "remove that mount: only landgate mounts its launcher volume, read-only, at /landgate",
+                    ));
+                }
+                let path = mount_path::normalise(&mount.mount_path).map_err(|error| {
+                    MutateError::MountPath {
+                        pod: self.label.clone(),
+                        field: at(".mountPath"),
+                        error,
+                    }
+                })?;
+                if derive::in_launcher_dir(&path) {
+                    return Err(reserved(
+                        at(""),
+                        format!("mounts volume {:?} at {path}", mount.name),
                         "mount it somewhere else: landgate mounts its launcher at /landgate",
+                    ));
+                }
+            }
+            for (i, device) in devices.unwrap_or_default().iter().enumerate() {
+                if device.name == VOLUME_NAME {
+                    return Err(reserved(
+                        format!("container {name:?} ({field}.volumeDevices[{i}])"),
+                        format!("uses volume {VOLUME_NAME:?} as a device"),
+                        "remove it: only landgate mounts its launcher volume",
                     ));
                 }
             }
@@ -887,7 +1086,7 @@ impl<'a> Engine<'a> {
                 // unknown until images are resolved from their registry:
                 // say so, since a program found only there (a JDK's
                 // /opt/java/openjdk/bin) would no longer be found.
-                let value = prefixed_path(&self.settings.default_path);
+                let value = prefixed_path(&kubelet_literal(&self.settings.default_path));
                 let also = if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
                     " and any PATH from envFrom"
                 } else {
@@ -1300,10 +1499,22 @@ fn prefixed_path(path: &str) -> String {
     }
 }
 
+/// `path` without landgate's `/landgate/bin` entry in front (whole entries
+/// only: `/landgate/binx` is someone else's).
 fn strip_path(path: &str) -> &str {
-    path.strip_prefix(WRAPPER_DIR)
-        .map(|rest| rest.strip_prefix(':').unwrap_or(rest))
-        .unwrap_or(path)
+    match path.strip_prefix(WRAPPER_DIR) {
+        Some("") => "",
+        Some(rest) => rest.strip_prefix(':').unwrap_or(path),
+        None => path,
+    }
+}
+
+/// `value` written so that the kubelet passes it on unchanged: it expands
+/// `$(VAR)` in env values and turns `$$` into `$`, so the policy that runs
+/// would otherwise differ from the one previewed and hashed (a writable
+/// path `/data/$(HOME)`).
+fn kubelet_literal(value: &str) -> String {
+    value.replace('$', "$$")
 }
 
 /// `LANDGATE_ACTIVE` set to nothing. Written without a value, as the API
@@ -2087,7 +2298,14 @@ mod tests {
             "readOnly": true,
             "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"
         });
-        let wrapped = json_of(&run(&pod(web_pod())).pod);
+        let mut wrapped = json_of(&run(&pod(web_pod())).pod);
+        wrapped["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "name": "kube-api-access-x7k2p",
+                "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}
+            }));
         let mut v = wrapped.clone();
         v["spec"]["initContainers"][0]["volumeMounts"]
             .as_array_mut()
@@ -2314,5 +2532,390 @@ mod tests {
         v["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
         let m = run(&pod(v));
         assert!(m.warnings[0].contains("ephemeralContainers are not wrapped"));
+    }
+}
+
+/// The admission escapes found in review, each as the attack it was.
+#[cfg(test)]
+mod escapes {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn pod(value: Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn mutate(v: &Value) -> Result<Mutation, MutateError> {
+        mutate_pod(
+            &Settings::default(),
+            PodContext {
+                namespace: "shop",
+                namespace_annotations: &BTreeMap::new(),
+            },
+            &pod(v.clone()),
+        )
+    }
+
+    fn refused(v: &Value) -> String {
+        match mutate(v) {
+            Ok(m) => panic!(
+                "admitted ({:?}) but must be refused: {}",
+                m.verdict,
+                serde_json::to_string(&m.pod).unwrap()
+            ),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    fn wrapped(v: &Value) -> Value {
+        let m = mutate(v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.verdict, Verdict::Wrapped);
+        serde_json::to_value(&m.pod).unwrap()
+    }
+
+    fn web_pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"containers": [{
+                "name": "web", "image": "nginx:1.27",
+                "command": ["nginx"],
+                "ports": [{"containerPort": 8080}],
+                "volumeMounts": [{"name": "cache", "mountPath": "/var/cache/nginx"}]
+            }],
+            "volumes": [{"name": "cache", "emptyDir": {}}]}
+        })
+    }
+
+    /// Escape 1: a mount of the `landgate` volume by name, in any container
+    /// kind, read-only or not, wherever it is mounted.
+    #[rstest::rstest]
+    #[case::init("initContainers", "/lg", false)]
+    #[case::init_read_only("initContainers", "/lg", true)]
+    #[case::app("containers", "/opt/lg", false)]
+    #[case::app_read_only_at_landgate_path("containers", "/landgate", true)]
+    fn the_launcher_volume_cannot_be_mounted_by_name(
+        #[case] list: &str,
+        #[case] path: &str,
+        #[case] read_only: bool,
+    ) {
+        let mut v = web_pod();
+        let mount = json!({"name": "landgate", "mountPath": path, "readOnly": read_only});
+        if list == "initContainers" {
+            v["spec"]["initContainers"] = json!([{
+                "name": "prep", "image": "busybox", "command": ["sh", "-c", "true"],
+                "volumeMounts": [mount]
+            }]);
+        } else {
+            v["spec"]["containers"][0]["volumeMounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(mount);
+        }
+        let err = refused(&v);
+        assert!(err.contains("mounts volume \"landgate\""), "{err}");
+        assert!(err.contains("landgate reserves"), "{err}");
+    }
+
+    #[test]
+    fn the_launcher_volume_cannot_be_mounted_by_a_sidecar_or_ephemeral_container() {
+        let mut v = web_pod();
+        v["spec"]["initContainers"] = json!([{
+            "name": "proxy", "image": "envoy", "command": ["envoy"], "restartPolicy": "Always",
+            "volumeMounts": [{"name": "landgate", "mountPath": "/lg", "subPath": "bin"}]
+        }]);
+        assert!(refused(&v).contains("container \"proxy\""));
+
+        let mut v = web_pod();
+        v["spec"]["ephemeralContainers"] = json!([{
+            "name": "debug", "image": "busybox",
+            "volumeMounts": [{"name": "landgate", "mountPath": "/lg"}]
+        }]);
+        let err = refused(&v);
+        assert!(err.contains("spec.ephemeralContainers[0]"), "{err}");
+    }
+
+    #[test]
+    fn on_reinvocation_only_landgates_own_mounts_of_its_volume_are_accepted() {
+        let done = wrapped(&web_pod());
+        // A container added by a later webhook that mounts the volume.
+        let mut v = done.clone();
+        v["spec"]["containers"].as_array_mut().unwrap().push(json!({
+            "name": "late", "image": "busybox", "command": ["sleep", "1d"],
+            "volumeMounts": [{"name": "landgate", "mountPath": "/landgate", "readOnly": true}]
+        }));
+        assert!(refused(&v).contains("container \"late\""));
+        // A second, writable mount in a wrapped container.
+        let mut v = done;
+        v["spec"]["containers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "landgate", "mountPath": "/lg"}));
+        refused(&v);
+    }
+
+    /// Escape 2: spellings that reach /landgate at run time.
+    #[rstest::rstest]
+    #[case("/x/../landgate/landgate")]
+    #[case("/../landgate")]
+    #[case("landgate/bin")]
+    #[case("landgate")]
+    #[case("//landgate")]
+    #[case("/landgate/.")]
+    #[case("/./landgate/bin/")]
+    fn mount_paths_are_normalised_before_the_reserved_check(#[case] path: &str) {
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = json!(path);
+        let err = refused(&v);
+        assert!(
+            err.contains("landgate reserves") || err.contains("`..`"),
+            "{path}: {err}"
+        );
+    }
+
+    #[test]
+    fn sub_path_mounts_onto_landgate_are_refused() {
+        let mut v = web_pod();
+        v["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "evil", "configMap": {"name": "evil", "defaultMode": 493}}));
+        v["spec"]["containers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "evil", "mountPath": "landgate/landgate", "subPath": "landgate"}));
+        assert!(refused(&v).contains("landgate reserves"));
+        let mut v2 = v.clone();
+        v2["spec"]["containers"][0]["volumeMounts"][1] =
+            json!({"name": "evil", "mountPath": "/landgate/bin/sh", "subPathExpr": "$(POD)"});
+        assert!(refused(&v2).contains("landgate reserves"));
+    }
+
+    #[test]
+    fn mount_paths_with_dot_dot_are_refused_in_a_wrapped_pod() {
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = json!("/var/../srv/cache");
+        let err = refused(&v);
+        assert!(
+            err.contains("spec.containers[0].volumeMounts[0].mountPath"),
+            "{err}"
+        );
+        assert!(err.contains("`..`"), "{err}");
+    }
+
+    #[test]
+    fn relative_mount_paths_are_made_absolute_as_the_kubelet_does() {
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = json!("srv/cache/");
+        let m = mutate(&v).unwrap();
+        let rw = &m.policies["web"].fs.as_ref().unwrap().rw;
+        assert!(
+            rw.iter().any(|p| p.to_string() == "/srv/cache"),
+            "{rw:?} lacks /srv/cache"
+        );
+        assert!(
+            m.warnings.iter().all(|w| !w.contains("ignored")),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    /// Escape 3: a forged or extended status accepted as "already wrapped".
+    #[test]
+    fn a_tenant_mount_on_landgate_init_is_tampering_even_read_only() {
+        let mut v = wrapped(&web_pod());
+        v["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "evil", "configMap": {"name": "evil", "defaultMode": 493}}));
+        v["spec"]["initContainers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "evil", "mountPath": "/usr/local/bin", "readOnly": true}));
+        let err = refused(&v);
+        assert!(
+            err.contains("spec.initContainers[0] (landgate-init)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_a_token_volume_may_be_mounted_at_the_token_directory_of_landgate_init() {
+        let done = wrapped(&web_pod());
+        let token_mount = json!({
+            "name": "kube-api-access-x7k2p", "readOnly": true,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"
+        });
+        let projected = json!({"name": "kube-api-access-x7k2p", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+        ]}});
+        let mut ok = done.clone();
+        ok["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(projected);
+        ok["spec"]["initContainers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(token_mount.clone());
+        assert_eq!(mutate(&ok).unwrap().verdict, Verdict::AlreadyWrapped);
+
+        // The same mount path, but from a ConfigMap the tenant controls.
+        let mut v = done;
+        v["spec"]["volumes"].as_array_mut().unwrap().push(
+            json!({"name": "kube-api-access-x7k2p", "configMap": {"name": "evil", "defaultMode": 493}}),
+        );
+        v["spec"]["initContainers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(token_mount);
+        assert!(refused(&v).contains("landgate-init"));
+    }
+
+    #[rstest::rstest]
+    #[case::env("env", json!([{"name": "LD_PRELOAD", "value": "/tmp/x.so"}]))]
+    #[case::security_context("securityContext", json!({"runAsUser": 0, "allowPrivilegeEscalation": true}))]
+    #[case::working_dir("workingDir", json!("/tmp"))]
+    #[case::args("args", json!(["--wrappers", "sh"]))]
+    #[case::stdin("stdin", json!(true))]
+    #[case::volume_devices("volumeDevices", json!([{"name": "cache", "devicePath": "/dev/x"}]))]
+    fn landgate_init_must_equal_what_landgate_builds(#[case] field: &str, #[case] value: Value) {
+        let mut v = wrapped(&web_pod());
+        v["spec"]["initContainers"][0][field] = value;
+        let err = refused(&v);
+        assert!(
+            err.contains("spec.initContainers[0] (landgate-init)"),
+            "{field}: {err}"
+        );
+    }
+
+    #[test]
+    fn a_forged_untouched_path_is_tampering() {
+        // A status that claims PATH comes from valueFrom while the container
+        // has a plain PATH without /landgate/bin: `kubectl exec … sh` would
+        // not be caught.
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["env"] = json!([{"name": "PATH", "value": "/usr/bin:/bin"}]);
+        let mut done = wrapped(&v);
+        let c = &mut done["spec"]["containers"][0];
+        let command: Vec<String> = serde_json::from_value(c["command"].clone()).unwrap();
+        let env = c["env"].as_array_mut().unwrap();
+        env[0]["value"] = json!("/usr/bin:/bin");
+        let policy = env.iter().find(|e| e["name"] == POLICY_ENV).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let hash = container_hash("web", &command, &policy, None, PathEdit::Untouched);
+        let forged =
+            json!({"version": 1, "containers": {"web": {"hash": hash, "path": "untouched"}}});
+        done["metadata"]["annotations"][derive::STATUS] = json!(forged.to_string());
+        let err = refused(&done);
+        assert!(err.contains("PATH"), "{err}");
+
+        // And a PATH that only starts with the same letters.
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["env"] = json!([{"name": "PATH", "value": "/usr/bin"}]);
+        let mut done = wrapped(&v);
+        let c = &mut done["spec"]["containers"][0];
+        let command: Vec<String> = serde_json::from_value(c["command"].clone()).unwrap();
+        let env = c["env"].as_array_mut().unwrap();
+        env[0]["value"] = json!("/landgate/binx:/usr/bin");
+        let policy = env.iter().find(|e| e["name"] == POLICY_ENV).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let hash = container_hash(
+            "web",
+            &command,
+            &policy,
+            Some("/landgate/binx:/usr/bin"),
+            PathEdit::Prefixed,
+        );
+        let forged =
+            json!({"version": 1, "containers": {"web": {"hash": hash, "path": "prefixed"}}});
+        done["metadata"]["annotations"][derive::STATUS] = json!(forged.to_string());
+        assert!(refused(&done).contains("PATH"));
+    }
+
+    #[test]
+    fn a_prefilled_status_on_create_is_accepted_only_when_it_verifies_exactly() {
+        // What landgate itself produced verifies: an empty patch.
+        let done = wrapped(&web_pod());
+        assert_eq!(mutate(&done).unwrap().verdict, Verdict::AlreadyWrapped);
+        // A forged policy with a recomputed hash is re-derived, not trusted.
+        let mut v = done;
+        let c = &mut v["spec"]["containers"][0];
+        let command: Vec<String> = serde_json::from_value(c["command"].clone()).unwrap();
+        let env = c["env"].as_array_mut().unwrap();
+        let lax = r#"{"v":1,"net":{"bind":null}}"#;
+        env.iter_mut().find(|e| e["name"] == POLICY_ENV).unwrap()["value"] = json!(lax);
+        let path = env.iter().find(|e| e["name"] == "PATH").unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let hash = container_hash("web", &command, lax, Some(&path), PathEdit::Added);
+        let forged = json!({"version": 1, "containers": {"web": {"hash": hash, "path": "added"}}});
+        v["metadata"]["annotations"][derive::STATUS] = json!(forged.to_string());
+        let m = mutate(&v).unwrap();
+        assert_eq!(m.verdict, Verdict::Wrapped);
+        let fixed = serde_json::to_value(&m.pod).unwrap();
+        let policy = fixed["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == POLICY_ENV)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(policy, lax);
+        assert!(policy.contains("\"bind\":[8080]"), "{policy}");
+    }
+
+    /// `$(VAR)` in a value landgate writes would be expanded by the kubelet.
+    #[test]
+    fn dollar_signs_in_the_policy_are_escaped_for_the_kubelet() {
+        let mut v = web_pod();
+        v["metadata"]["annotations"] = json!({"landgate.dev/writable-paths": "/data/$(HOME)"});
+        let m = mutate(&v).unwrap();
+        let p = serde_json::to_value(&m.pod).unwrap();
+        let policy = p["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == POLICY_ENV)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(policy.contains("/data/$$(HOME)"), "{policy}");
+        assert_eq!(expand_like_kubelet(&policy), m.policies["web"].to_json());
+        // And reinvocation verifies it.
+        assert_eq!(mutate(&p).unwrap().verdict, Verdict::AlreadyWrapped);
+    }
+
+    /// The kubelet's `$(VAR)` expansion with no variables defined:
+    /// `$$` becomes `$`, `$(X)` stays as written.
+    fn expand_like_kubelet(s: &str) -> String {
+        s.replace("$$", "$")
+    }
+
+    #[test]
+    fn writable_directories_on_path_are_reported_and_refused_under_required() {
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["env"] =
+            json!([{"name": "PATH", "value": "/var/cache/nginx/bin:/usr/bin"}]);
+        let m = mutate(&v).unwrap();
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("PATH directory /var/cache/nginx/bin is writable")),
+            "{:?}",
+            m.warnings
+        );
+        v["metadata"]["annotations"] = json!({"landgate.dev/enforcement": "required"});
+        let err = refused(&v);
+        assert!(err.contains("/var/cache/nginx/bin"), "{err}");
     }
 }
