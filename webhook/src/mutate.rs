@@ -1638,7 +1638,8 @@ fn prefix_exec_handlers(ops: &mut Ops, base: &PointerBuf, c: &Container) {
     }
 }
 
-fn parse_status(raw: &str) -> Result<Status, String> {
+/// Reads a `landgate.dev/status` annotation value; the error says what is wrong.
+pub fn parse_status(raw: &str) -> Result<Status, String> {
     let status: Status =
         serde_json::from_str(raw).map_err(|e| format!("is not valid ({e}): {raw:?}"))?;
     if status.version != STATUS_VERSION {

@@ -794,3 +794,79 @@ fn podsecurity_restricted_admits_an_injected_compliant_pod() {
         check_wrapped(&pod, &api.get("restricted").await?)
     });
 }
+
+/// The admission escapes of the security review, against the real API
+/// server: it accepts a mount of a volume that only exists after landgate's
+/// patch, and its ServiceAccount plugin adds token mounts on reinvocation.
+#[test]
+fn pods_that_would_replace_the_launcher_are_refused() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-escapes", &[INJECT_LABEL]).await?;
+        let api = env.pods(&namespace);
+        let refused = |result: Result<Pod, kube::Error>, what: &str, needle: &str| match result {
+            Ok(_) => bail!("{what}: the API server stored the pod"),
+            Err(kube::Error::Api(status)) if status.message.contains(needle) => Ok(()),
+            Err(err) => bail!("{what}: refused, but not by landgate naming {needle:?}: {err}"),
+        };
+
+        // 1. An init container that mounts the launcher volume by name.
+        let mut by_name = serde_json::to_value(pods::simple_pod("by-name"))?;
+        by_name["spec"]["initContainers"] = json!([{
+            "name": "prep", "image": "busybox:1.36",
+            "command": ["sh", "-c", "cp /bin/true /lg/landgate"],
+            "volumeMounts": [{"name": "landgate", "mountPath": "/lg"}],
+        }]);
+        let by_name: Pod = serde_json::from_value(by_name)?;
+        refused(
+            api.create(&PostParams::default(), &by_name).await,
+            "mount of the landgate volume by name",
+            "mounts volume \"landgate\"",
+        )?;
+
+        // 2. A relative mount path that the kubelet puts at /landgate/bin.
+        let mut relative = serde_json::to_value(pods::simple_pod("relative"))?;
+        relative["spec"]["volumes"] = json!([{"name": "tools", "emptyDir": {}}]);
+        relative["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "tools", "mountPath": "landgate/bin"}]);
+        let relative: Pod = serde_json::from_value(relative)?;
+        refused(
+            api.create(&PostParams::default(), &relative).await,
+            "relative mount path onto /landgate/bin",
+            "landgate reserves",
+        )?;
+
+        // 3. A copy of a pod landgate wrapped (status and all), with a
+        // tenant volume over landgate-init's /usr/local/bin.
+        let stored = create(&api, &pods::simple_pod("original")).await?;
+        let mut forged = serde_json::to_value(&stored)?;
+        forged["metadata"] = json!({
+            "name": "forged",
+            "annotations": stored.metadata.annotations,
+        });
+        forged.as_object_mut().map(|o| o.remove("status"));
+        forged["spec"].as_object_mut().map(|o| o.remove("nodeName"));
+        forged["spec"]["volumes"]
+            .as_array_mut()
+            .context("the stored pod has volumes")?
+            .push(json!({"name": "evil", "configMap": {"name": "evil", "defaultMode": 493}}));
+        forged["spec"]["initContainers"][0]["volumeMounts"]
+            .as_array_mut()
+            .context("landgate-init has mounts")?
+            .push(json!({"name": "evil", "mountPath": "/usr/local/bin", "readOnly": true}));
+        let forged: Pod = serde_json::from_value(forged)?;
+        refused(
+            api.create(&PostParams::default(), &forged).await,
+            "forged status with a tenant mount on landgate-init",
+            "(landgate-init) was changed",
+        )?;
+
+        // The same copy without the extra mount verifies: the ServiceAccount
+        // token mounts the API server added are landgate-init's only extras.
+        let mut copy = serde_json::to_value(&stored)?;
+        copy["metadata"] = json!({"name": "copy", "annotations": stored.metadata.annotations});
+        copy.as_object_mut().map(|o| o.remove("status"));
+        let copy: Pod = serde_json::from_value(copy)?;
+        let created = create(&api, &copy).await?;
+        check_wrapped(&pods::simple_pod("copy"), &created)
+    });
+}
