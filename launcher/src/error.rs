@@ -98,7 +98,7 @@ pub enum LaunchError {
     TooManyLayers,
 
     #[error(
-        "cannot install the seccomp filter: {0} (without it Landlock's TCP rules can be bypassed with MPTCP sockets and TCP Fast Open; allow seccomp(2) in the runtime's profile or set enforcement to best-effort)"
+        "cannot install the seccomp filter: {0} (without it Landlock's TCP rules can be bypassed with MPTCP sockets, TCP Fast Open and io_uring; allow seccomp(2) in the runtime's profile or set enforcement to best-effort)"
     )]
     Seccomp(String),
 

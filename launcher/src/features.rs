@@ -120,8 +120,8 @@ pub struct Features {
     pub net: Vec<Feature>,
     pub scope: Vec<Feature>,
     pub restrict_self: Vec<Feature>,
-    /// Whether seccomp filters can be installed (the MPTCP and TCP Fast Open
-    /// filters need it).
+    /// Whether seccomp filters can be installed (the MPTCP, TCP Fast Open and
+    /// io_uring filters need it).
     pub seccomp_filter: bool,
     /// What Landlock never covers on any ABI landgate uses; printed so that
     /// nobody assumes it is restricted.
@@ -229,7 +229,7 @@ impl Features {
         }
         let _ = writeln!(
             out,
-            "seccomp filter (closes the MPTCP and TCP Fast Open holes in TCP rules): {}",
+            "seccomp filter (closes the MPTCP, TCP Fast Open and io_uring holes in TCP rules): {}",
             if self.seccomp_filter { "yes" } else { "no" }
         );
         let _ = writeln!(
@@ -245,7 +245,8 @@ const NOT_COVERED: &[&str] = &[
     "UDP (landgate policy v1 has TCP rules only)",
     "SCTP and raw sockets",
     "listen() on a kernel-chosen ephemeral port (a socket listening without bind() gets one even when bind is restricted; bind(0) too unless bind_ephemeral is false)",
-    "io_uring bypasses the seccomp filter (IORING_OP_SOCKET creates MPTCP sockets, io_uring sends can use MSG_FASTOPEN)",
+    "io_uring when the policy sets allow_io_uring (otherwise refused with ENOSYS whenever TCP is restricted): IORING_OP_SOCKET creates MPTCP sockets that bind and connect past the TCP rules, and io_uring sends can use MSG_FASTOPEN past connect rules",
+    "an SQPOLL io_uring ring inherited from the launcher's parent (its kernel thread submits without syscalls)",
     "32-bit (i386) programs are killed by the seccomp filter when TCP is restricted",
 ];
 
@@ -298,7 +299,11 @@ mod tests {
         let text = f.render();
         assert!(text.contains("landlock: available, ABI 3"), "{text}");
         assert!(
-            text.contains("closes the MPTCP and TCP Fast Open holes"),
+            text.contains("closes the MPTCP, TCP Fast Open and io_uring holes"),
+            "{text}"
+        );
+        assert!(
+            text.contains("io_uring when the policy sets allow_io_uring"),
             "{text}"
         );
         assert!(

@@ -169,13 +169,14 @@ fn resolve_command(name: &OsStr) -> Result<Resolved, LaunchError> {
     exec::resolve(name, env::var_os("PATH").as_deref(), SelfFile::current()?)
 }
 
-/// `enforcement: required` refuses anything below FullyEnforced.
+/// `enforcement: required` refuses anything below FullyEnforced, except gaps
+/// the policy chose itself (`allow_io_uring`), which the status line shows.
 fn require(
     enforcement: Enforcement,
     assessment: &Assessment,
     what: &str,
 ) -> Result<(), LaunchError> {
-    if enforcement == Enforcement::Required && assessment.status != Status::FullyEnforced {
+    if enforcement == Enforcement::Required && !assessment.meets_required() {
         return Err(assessment.refusal(what));
     }
     Ok(())
@@ -234,5 +235,28 @@ mod tests {
             assert!(err.to_string().contains("refusing to run sh"), "{err}");
             require(Enforcement::BestEffort, &degraded, "sh").unwrap();
         }
+    }
+
+    #[test]
+    fn required_runs_a_policy_that_allows_io_uring_over_its_tcp_rules() {
+        let policy = Policy::from_json(
+            r#"{"v":1,"enforcement":"required","net":{"bind":[8080]},"allow_io_uring":true}"#,
+        )
+        .unwrap();
+        let support = LandlockSupport::Available {
+            abi: 7,
+            kernel_abi: 7,
+        };
+        let allowed = Assessment::new(&policy, support);
+        assert_eq!(allowed.status, Status::PartiallyEnforced);
+        require(Enforcement::Required, &allowed, "sh").unwrap();
+        let old = Assessment::new(
+            &policy,
+            LandlockSupport::Available {
+                abi: 3,
+                kernel_abi: 3,
+            },
+        );
+        require(Enforcement::Required, &old, "sh").unwrap_err();
     }
 }

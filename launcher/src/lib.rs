@@ -3,8 +3,8 @@
 //! becomes the sandboxed command.
 //!
 //! Rooms: [`policy`] (wire type), [`cli`] (argv), [`launch`] (the flow),
-//! [`ruleset`] (policy → Landlock, status), [`seccomp`] (the MPTCP and TCP
-//! Fast Open filters), [`exec`] (PATH lookup, execve), [`install`],
+//! [`ruleset`] (policy → Landlock, status), [`seccomp`] (the MPTCP, TCP
+//! Fast Open and io_uring filters), [`exec`] (PATH lookup, execve), [`install`],
 //! [`features`], [`kernel`] (ABI probe), [`error`] (errors and exit codes).
 //!
 //! The launcher is synchronous and single-threaded on purpose:

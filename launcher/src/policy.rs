@@ -50,6 +50,17 @@ pub struct Policy {
     /// false for workloads whose expected denials would flood the audit log.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub log_denials: bool,
+    /// Let the command use io_uring although `net` restricts TCP. Without it,
+    /// whenever bind or connect is restricted, the io_uring syscalls fail
+    /// with ENOSYS (io_uring users fall back to plain syscalls), because
+    /// io_uring operations bypass the seccomp filter: `IORING_OP_SOCKET`
+    /// makes MPTCP sockets, which Landlock's TCP rules miss, and io_uring
+    /// sends can use `MSG_FASTOPEN` past the connect rules. Setting it
+    /// therefore gives up TCP enforcement, and the launcher reports
+    /// PartiallyEnforced. No effect when TCP is unrestricted (io_uring is
+    /// then never refused).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_io_uring: bool,
 }
 
 /// Paths beneath which access is allowed; everything else is denied for the
@@ -330,6 +341,18 @@ impl Policy {
         self.net.bind.is_some() || self.net.connect.is_some()
     }
 
+    /// True when io_uring must be refused: TCP is restricted and the policy
+    /// does not set `allow_io_uring`.
+    pub fn refuses_io_uring(&self) -> bool {
+        self.restricts_tcp() && !self.allow_io_uring
+    }
+
+    /// True when TCP is restricted but `allow_io_uring` leaves a way around
+    /// it.
+    pub fn io_uring_bypasses_tcp(&self) -> bool {
+        self.restricts_tcp() && self.allow_io_uring
+    }
+
     /// True when the policy asks for any restriction at all.
     pub fn restricts_anything(&self) -> bool {
         self.fs.is_some() || self.restricts_tcp() || !self.scope.is_none()
@@ -413,6 +436,7 @@ mod tests {
                 scope: Scopes::ALL,
                 quiet: false,
                 log_denials: true,
+                allow_io_uring: false,
             }
         );
         assert_eq!(policy.to_json(), json);
@@ -429,6 +453,44 @@ mod tests {
         assert_eq!(Policy::from_json(&off.to_json()).unwrap(), off);
         let (field, _) = rejection(r#"{"v":1,"log_denials":"no"}"#);
         assert_eq!(field, "log_denials");
+    }
+
+    #[test]
+    fn allow_io_uring_defaults_off_is_skipped_at_default_and_round_trips_on() {
+        let off = Policy::from_json(r#"{"v":1,"net":{"bind":[8080]}}"#).unwrap();
+        assert!(!off.allow_io_uring);
+        assert!(off.refuses_io_uring());
+        assert!(!off.io_uring_bypasses_tcp());
+        // Absent at its default: every policy written before the field
+        // existed serialises byte-for-byte as it did.
+        assert_eq!(
+            off.to_json(),
+            r#"{"v":1,"enforcement":"best-effort","net":{"bind":[8080],"connect":null}}"#
+        );
+        let on =
+            Policy::from_json(r#"{"v":1,"net":{"bind":[8080]},"allow_io_uring":true}"#).unwrap();
+        assert!(on.allow_io_uring);
+        assert!(!on.refuses_io_uring());
+        assert!(on.io_uring_bypasses_tcp());
+        assert_eq!(
+            on.to_json(),
+            r#"{"v":1,"enforcement":"best-effort","net":{"bind":[8080],"connect":null},"allow_io_uring":true}"#
+        );
+        assert_eq!(Policy::from_json(&on.to_json()).unwrap(), on);
+        // Without TCP rules there is nothing to refuse or bypass.
+        let open = Policy::from_json(r#"{"v":1,"allow_io_uring":true}"#).unwrap();
+        assert!(!open.refuses_io_uring());
+        assert!(!open.io_uring_bypasses_tcp());
+        assert!(!Policy::from_json(r#"{"v":1}"#).unwrap().refuses_io_uring());
+        // Strict like every other field: a wrong type or a misplaced or
+        // misspelt name is refused, naming it.
+        let (field, _) = rejection(r#"{"v":1,"allow_io_uring":"yes"}"#);
+        assert_eq!(field, "allow_io_uring");
+        let (field, message) = rejection(r#"{"v":1,"net":{"allow_io_uring":true}}"#);
+        assert_eq!(field, "net.allow_io_uring");
+        assert!(message.contains("unknown field"), "{message}");
+        let (field, _) = rejection(r#"{"v":1,"io_uring":true}"#);
+        assert_eq!(field, "io_uring");
     }
 
     #[test]
@@ -484,11 +546,12 @@ mod tests {
             },
             quiet: true,
             log_denials: false,
+            allow_io_uring: true,
         };
         let json = policy.to_json();
         assert_eq!(
             json,
-            r#"{"v":1,"enforcement":"required","net":{"bind":[],"connect":[53,443],"bind_ephemeral":false},"scope":{"signal":true,"abstract_unix_socket":false},"quiet":true,"log_denials":false}"#
+            r#"{"v":1,"enforcement":"required","net":{"bind":[],"connect":[53,443],"bind_ephemeral":false},"scope":{"signal":true,"abstract_unix_socket":false},"quiet":true,"log_denials":false,"allow_io_uring":true}"#
         );
         assert_eq!(Policy::from_json(&json).unwrap(), policy);
     }

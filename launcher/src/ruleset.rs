@@ -13,12 +13,16 @@
 //!   `bind_ephemeral` is false.
 //! - Scopes as asked. UDP rights (ABI 10) are never handled: policy v1 has no
 //!   UDP rules, so handling them would deny all UDP.
+//! - io_uring is refused (seccomp) whenever TCP is restricted, unless the
+//!   policy sets `allow_io_uring`.
 //!
 //! "FullyEnforced" means every restriction landgate policy v1 defines is
 //! enforced: filesystem rules with truncation (ABI 3) and device ioctl
-//! (ABI 5) control, TCP rules (ABI 4), scopes (ABI 6). Rights that newer
-//! kernels add (e.g. ABI 9's named UNIX socket resolution) are handled when
-//! the kernel offers them, but their absence is not a gap.
+//! (ABI 5) control, TCP rules (ABI 4) that io_uring cannot get around,
+//! scopes (ABI 6). Rights that newer kernels add (e.g. ABI 9's named UNIX
+//! socket resolution) are handled when the kernel offers them, but their
+//! absence is not a gap. `allow_io_uring` with TCP rules is a gap the policy
+//! chose: the status is PartiallyEnforced, and `required` still runs.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -60,8 +64,19 @@ pub enum Gap {
     Unavailable(&'static str),
     /// `what` needs Landlock ABI `abi`.
     NeedsAbi { what: &'static str, abi: u32 },
-    /// The MPTCP / TCP Fast Open seccomp filter could not be installed.
+    /// The seccomp filters could not be installed.
     Seccomp(String),
+    /// The policy restricts TCP and sets `allow_io_uring`, which leaves a
+    /// way around the TCP rules.
+    IoUringAllowed,
+}
+
+impl Gap {
+    /// Whether the policy itself asked for this gap: `required` accepts
+    /// those, since nothing about the node would close them.
+    pub fn chosen_by_policy(&self) -> bool {
+        matches!(self, Self::IoUringAllowed)
+    }
 }
 
 impl fmt::Display for Gap {
@@ -71,7 +86,10 @@ impl fmt::Display for Gap {
             Self::NeedsAbi { what, abi } => write!(f, "{what} need abi {abi}"),
             Self::Seccomp(err) => write!(
                 f,
-                "seccomp filter failed ({err}): TCP rules can be bypassed with MPTCP or TCP Fast Open"
+                "seccomp filter failed ({err}): TCP rules can be bypassed with MPTCP, TCP Fast Open or io_uring"
+            ),
+            Self::IoUringAllowed => f.write_str(
+                "allow_io_uring is set, so TCP rules can be bypassed through io_uring (MPTCP sockets, MSG_FASTOPEN sends)",
             ),
         }
     }
@@ -176,7 +194,16 @@ impl Assessment {
         }
         if policy.restricts_tcp() {
             let tcp = needs("TCP rules", Capability::Tcp, &mut gaps);
-            levels.push(if tcp { Level::Full } else { Level::None });
+            // Only worth saying when the rules exist to be bypassed.
+            let bypassed = tcp && policy.io_uring_bypasses_tcp();
+            if bypassed {
+                gaps.push(Gap::IoUringAllowed);
+            }
+            levels.push(match (tcp, bypassed) {
+                (false, _) => Level::None,
+                (true, true) => Level::Partial,
+                (true, false) => Level::Full,
+            });
         }
         if !policy.scope.is_none() {
             let what = match (policy.scope.signal, policy.scope.abstract_unix_socket) {
@@ -229,6 +256,13 @@ impl Assessment {
             Some(Gap::Unavailable(_)) => format!("{} ({gaps})", self.status),
             Some(_) => format!("{} (abi {}: {gaps})", self.status, self.abi),
         }
+    }
+
+    /// Whether `enforcement: required` may run the command: the status is
+    /// full, or falls short only by gaps the policy chose itself.
+    pub fn meets_required(&self) -> bool {
+        self.status == Status::FullyEnforced
+            || (!self.gaps.is_empty() && self.gaps.iter().all(Gap::chosen_by_policy))
     }
 
     /// The lowest ABI that would enforce everything asked, if one would.
@@ -293,8 +327,11 @@ pub struct Plan {
     pub connect: Option<Vec<Port>>,
     pub scopes: BitFlags<Scope>,
     /// The seccomp filters to install (MPTCP when TCP is restricted, TCP
-    /// Fast Open when connect is).
+    /// Fast Open when connect is, io_uring when TCP is and the policy does
+    /// not allow it).
     pub seccomp: Filters,
+    /// TCP is restricted and `allow_io_uring` is set (io_uring left alone).
+    pub io_uring_allowed: bool,
     pub log_denials: bool,
 }
 
@@ -345,7 +382,9 @@ impl Plan {
             seccomp: Filters {
                 mptcp: policy.restricts_tcp(),
                 fastopen: policy.net.connect.is_some(),
+                io_uring: policy.refuses_io_uring(),
             },
+            io_uring_allowed: policy.io_uring_bypasses_tcp(),
             log_denials: policy.log_denials,
         })
     }
@@ -416,6 +455,17 @@ impl Plan {
                 "sendto/sendmsg/sendmmsg with MSG_FASTOPEN fail with EOPNOTSUPP (seccomp), so Fast Open cannot bypass the connect rules"
             } else {
                 "allowed (TCP connect is unrestricted)"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "io_uring: {}",
+            match (self.seccomp.io_uring, self.io_uring_allowed) {
+                (true, _) =>
+                    "io_uring_setup, io_uring_enter and io_uring_register fail with ENOSYS (seccomp), so io_uring users fall back to plain syscalls",
+                (false, true) =>
+                    "allowed by allow_io_uring: TCP bind/connect rules can be bypassed through io_uring (MPTCP sockets from IORING_OP_SOCKET, MSG_FASTOPEN sends)",
+                (false, false) => "allowed (TCP is unrestricted)",
             }
         );
         let scope_names: Vec<&str> = [
@@ -681,6 +731,21 @@ mod tests {
         avail(7),
         "FullyEnforced (abi 7; the policy restricts nothing)"
     )]
+    #[case::io_uring_allowed(
+        r#"{"v":1,"net":{"bind":[8080]},"allow_io_uring":true}"#,
+        avail(7),
+        "PartiallyEnforced (abi 7: allow_io_uring is set, so TCP rules can be bypassed through io_uring (MPTCP sockets, MSG_FASTOPEN sends))"
+    )]
+    #[case::io_uring_allowed_without_tcp_rules(
+        r#"{"v":1,"fs":{"rx":["/"]},"allow_io_uring":true}"#,
+        avail(7),
+        "FullyEnforced (abi 7)"
+    )]
+    #[case::io_uring_allowed_below_tcp_abi(
+        r#"{"v":1,"net":{"bind":[80]},"allow_io_uring":true}"#,
+        avail(3),
+        "NotEnforced (abi 3: TCP rules need abi 4)"
+    )]
     fn assessment_summaries(
         #[case] policy: &str,
         #[case] support: LandlockSupport,
@@ -688,6 +753,77 @@ mod tests {
     ) {
         let policy = Policy::from_json(policy).unwrap();
         assert_eq!(Assessment::new(&policy, support).summary(), summary);
+    }
+
+    #[test]
+    fn required_accepts_only_the_gaps_a_policy_chose() {
+        let allowed = Policy::from_json(
+            r#"{"v":1,"enforcement":"required","net":{"connect":[443]},"allow_io_uring":true}"#,
+        )
+        .unwrap();
+        let a = Assessment::new(&allowed, avail(7));
+        assert_eq!(a.status, Status::PartiallyEnforced);
+        assert_eq!(a.gaps, [Gap::IoUringAllowed]);
+        assert!(a.meets_required());
+        assert_eq!(a.needed_abi(), None);
+        // A kernel gap on top is still refused.
+        let with_scopes = Policy::from_json(
+            r#"{"v":1,"net":{"bind":[80]},"scope":{"signal":true},"allow_io_uring":true}"#,
+        )
+        .unwrap();
+        let a = Assessment::new(&with_scopes, avail(5));
+        assert_eq!(a.gaps.len(), 2, "{:?}", a.gaps);
+        assert!(!a.meets_required());
+        let baseline = Policy::from_json(BASELINE).unwrap();
+        assert!(Assessment::new(&baseline, avail(7)).meets_required());
+        assert!(!Assessment::new(&baseline, avail(5)).meets_required());
+    }
+
+    #[test]
+    fn io_uring_is_refused_whenever_tcp_is_restricted_unless_allowed() {
+        let plan = |json: &str| Plan::new(&Policy::from_json(json).unwrap(), avail(7)).unwrap();
+        for json in [
+            r#"{"v":1,"net":{"bind":[8080]}}"#,
+            r#"{"v":1,"net":{"connect":[]}}"#,
+        ] {
+            let refused = plan(json);
+            assert!(refused.seccomp.io_uring, "{json}");
+            assert!(!refused.io_uring_allowed, "{json}");
+            assert!(
+                refused.render().contains(
+                    "io_uring: io_uring_setup, io_uring_enter and io_uring_register fail with ENOSYS (seccomp)"
+                ),
+                "{json}"
+            );
+        }
+        let allowed = plan(r#"{"v":1,"net":{"bind":[8080]},"allow_io_uring":true}"#);
+        assert!(!allowed.seccomp.io_uring);
+        assert!(allowed.seccomp.mptcp);
+        assert!(allowed.io_uring_allowed);
+        let text = allowed.render();
+        assert!(
+            text.contains(
+                "io_uring: allowed by allow_io_uring: TCP bind/connect rules can be bypassed"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("status: PartiallyEnforced (abi 7: allow_io_uring is set"),
+            "{text}"
+        );
+        for json in [
+            r#"{"v":1,"fs":{"rx":["/"]}}"#,
+            r#"{"v":1,"allow_io_uring":true}"#,
+        ] {
+            let open = plan(json);
+            assert!(!open.seccomp.any(), "{json}");
+            assert!(!open.io_uring_allowed, "{json}");
+            assert!(
+                open.render()
+                    .contains("io_uring: allowed (TCP is unrestricted)"),
+                "{json}"
+            );
+        }
     }
 
     #[test]
@@ -732,6 +868,7 @@ mod tests {
         assert_eq!(plan.bind, Some(vec![Port(0), Port(8080)]));
         assert!(plan.seccomp.mptcp);
         assert!(!plan.seccomp.fastopen);
+        assert!(plan.seccomp.io_uring);
         let warnings = plan.warnings();
         assert_eq!(
             warnings,

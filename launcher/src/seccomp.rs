@@ -1,5 +1,5 @@
-//! The seccomp filters that close the MPTCP and TCP Fast Open holes in
-//! Landlock's TCP rules.
+//! The seccomp filters that close the MPTCP, TCP Fast Open and io_uring
+//! holes in Landlock's TCP rules.
 //!
 //! - MPTCP: Landlock's TCP bind/connect rules do not apply to MPTCP sockets
 //!   (measured on Linux 6.18, ABI 7: inside a ruleset allowing only bind
@@ -18,15 +18,31 @@
 //!   (e.g. `curl --tcp-fastopen`) get an error instead of a bypass. A
 //!   `connect()` made after `setsockopt(TCP_FASTOPEN_CONNECT)` still goes
 //!   through `connect()` and Landlock's rule, so it is left alone.
+//! - io_uring: its operations run in the kernel without passing through
+//!   seccomp, so both filters above are blind to them (measured on Linux
+//!   6.18, ABI 7: under bind `[8080]`, an `IORING_OP_SOCKET` MPTCP socket
+//!   bound an undeclared port; under connect `[443]`, an `IORING_OP_SENDMSG`
+//!   with `MSG_FASTOPEN` reached one). Whenever a policy restricts bind or
+//!   connect and does not set `allow_io_uring`, `io_uring_setup`,
+//!   `io_uring_enter` and `io_uring_register` fail with `ENOSYS`, the answer
+//!   of a kernel built without io_uring: every io_uring user must already
+//!   handle it (io_uring is optional in Linux) and falls back to plain
+//!   syscalls, which the filters above and Landlock see.
 //!
-//! Nothing else is filtered. The two filters are separate seccomp programs
-//! (one action each); the kernel runs both and the one that matches wins.
+//! Nothing else is filtered. The filters are separate seccomp programs (one
+//! action each, on disjoint syscalls); the kernel runs them all and the one
+//! that matches wins.
 //!
-//! Known limits: io_uring operations (`IORING_OP_SOCKET`, and sends with
-//! `MSG_FASTOPEN`) do not pass through seccomp; and seccompiler's
+//! Known limits: with `allow_io_uring`, io_uring is left alone, so
+//! `IORING_OP_SOCKET` can create MPTCP sockets that bind and connect past the
+//! TCP rules and io_uring sends can use `MSG_FASTOPEN` past the connect rules:
+//! the switch effectively gives up TCP enforcement, and the launcher reports
+//! it. A ring inherited across the launcher's exec with the `SQPOLL` flag is
+//! polled by a kernel thread that needs no syscall while it is awake, so no
+//! seccomp filter can stop it (see `IO_URING_SYSCALLS`). And seccompiler's
 //! architecture check kills (SIGSYS) any 32-bit i386 program started inside
-//! the sandbox, since the filter only knows the native syscall table. Both
-//! are rare in container images and are listed in `landgate features`.
+//! the sandbox, since the filter only knows the native syscall table. These
+//! are listed in `landgate features`.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +67,29 @@ const X32_SYSCALL_BIT: i64 = 0x4000_0000;
 const X32_SENDMSG: i64 = 518;
 const X32_SENDMMSG: i64 = 538;
 
+/// The io_uring syscalls (425, 426 and 427 on every architecture, x32
+/// included: `syscall_64.tbl` lists them as `common`). Refusing
+/// `io_uring_setup` alone would stop new rings, but a ring can also be
+/// inherited: the launcher execs, so an io_uring fd its parent made without
+/// `O_CLOEXEC` (the kernel sets it; the parent would have cleared it) reaches
+/// the command. The kernel refuses to pass rings over UNIX sockets since
+/// Linux 6.7 (CVE-2023-6531), and Landlock's ptrace scoping keeps
+/// `pidfd_getfd` away from processes outside the sandbox, so inheritance is
+/// the way left. Refusing `io_uring_enter` too makes such a ring unable to
+/// submit or wait (and a parent's registered personality unusable), and
+/// refusing `io_uring_register` keeps it from being reconfigured. What no
+/// filter can stop is an inherited `SQPOLL` ring: its kernel thread picks up
+/// entries written into the mapped ring with no syscall at all (`mmap` of the
+/// fd is enough) until it idles, since only waking it needs `io_uring_enter`,
+/// and runs them with its creator's credentials, outside the Landlock domain.
+/// Only a parent that deliberately clears `O_CLOEXEC` on such a ring exposes
+/// it; such a parent is outside the sandbox and trusted by definition.
+const IO_URING_SYSCALLS: [i64; 3] = [
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+];
+
 /// Which holes to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Filters {
@@ -58,11 +97,14 @@ pub struct Filters {
     pub mptcp: bool,
     /// `send*(MSG_FASTOPEN)` → `EOPNOTSUPP` (connect restricted).
     pub fastopen: bool,
+    /// `io_uring_setup`/`_enter`/`_register` → `ENOSYS` (TCP restricted and
+    /// `allow_io_uring` unset).
+    pub io_uring: bool,
 }
 
 impl Filters {
     pub fn any(self) -> bool {
-        self.mptcp || self.fastopen
+        self.mptcp || self.fastopen || self.io_uring
     }
 }
 
@@ -128,6 +170,25 @@ pub fn compile(filters: Filters) -> Result<Vec<BpfProgram>, String> {
         }
         programs.push(program(rules, libc::EOPNOTSUPP, arch)?);
     }
+    if filters.io_uring {
+        // Unconditional: no argument makes a ring safe.
+        let mut rules = BTreeMap::new();
+        for nr in IO_URING_SYSCALLS {
+            rules.insert(nr, Vec::new());
+            if x86_64 {
+                rules.insert(nr | X32_SYSCALL_BIT, Vec::new());
+            }
+        }
+        // ENOSYS, the kernel's own answer when io_uring is not built in, so
+        // the one every io_uring user must handle. Docker's and containerd's
+        // default profiles answer EPERM instead (their default action, since
+        // moby#46762 and containerd#9320 took io_uring off the allowlist;
+        // checked in those pull requests), as does
+        // `kernel.io_uring_disabled`. Callers such as libuv fall back on any
+        // error, but EPERM says "not allowed for you", which a caller may
+        // report, or retry with other setup flags, rather than fall back.
+        programs.push(program(rules, libc::ENOSYS, arch)?);
+    }
     Ok(programs)
 }
 
@@ -145,23 +206,69 @@ pub fn install(filters: Filters) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    const ALL: Filters = Filters {
+        mptcp: true,
+        fastopen: true,
+        io_uring: true,
+    };
+
     #[test]
     fn filters_compile_for_this_arch() {
-        let both = compile(Filters {
-            mptcp: true,
-            fastopen: true,
-        })
-        .unwrap();
-        assert_eq!(both.len(), 2);
-        for program in &both {
+        let all = compile(ALL).unwrap();
+        assert_eq!(all.len(), 3);
+        for program in &all {
             // Arch check, syscall load, a few syscall chains, default allow: small.
             assert!(program.len() < 60, "{} instructions", program.len());
         }
         let none = compile(Filters {
             mptcp: false,
             fastopen: false,
+            io_uring: false,
         })
         .unwrap();
         assert!(none.is_empty());
+        let io_uring_only = Filters {
+            mptcp: false,
+            fastopen: false,
+            io_uring: true,
+        };
+        assert!(io_uring_only.any());
+    }
+
+    #[test]
+    fn io_uring_filter_answers_enosys_for_native_and_x32_numbers() {
+        // No x32 kernel here (CONFIG_X86_X32_ABI is off on the test machine),
+        // so read the program instead: every number must be compared, and
+        // the match must return ERRNO(ENOSYS).
+        const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+        const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+        const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+        let programs = compile(Filters {
+            mptcp: false,
+            fastopen: false,
+            ..ALL
+        })
+        .unwrap();
+        let [program] = programs.as_slice() else {
+            panic!("{} programs", programs.len());
+        };
+        let compared: Vec<u32> = program
+            .iter()
+            .filter(|insn| insn.code == JEQ_K)
+            .map(|insn| insn.k)
+            .collect();
+        let mut expected = vec![425, 426, 427];
+        if cfg!(target_arch = "x86_64") {
+            expected.extend([0x4000_01a9, 0x4000_01aa, 0x4000_01ab]);
+        }
+        for nr in expected {
+            assert!(compared.contains(&nr), "syscall {nr:#x} not filtered");
+        }
+        assert!(
+            program
+                .iter()
+                .any(|insn| insn.code == RET_K && insn.k == RET_ERRNO | libc::ENOSYS as u32),
+            "no ERRNO(ENOSYS) return"
+        );
     }
 }

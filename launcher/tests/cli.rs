@@ -222,7 +222,7 @@ fn features_reports_this_kernel_in_text_and_json() {
     text.assert_code(0)
         .assert_stdout("landlock: available, ABI ")
         .assert_stdout(
-            "seccomp filter (closes the MPTCP and TCP Fast Open holes in TCP rules): yes",
+            "seccomp filter (closes the MPTCP, TCP Fast Open and io_uring holes in TCP rules): yes",
         )
         .assert_stdout("listen() on a kernel-chosen ephemeral port")
         .assert_stdout("bind_tcp")

@@ -31,6 +31,9 @@ pub const WRITABLE_PATHS: &str = "landgate.dev/writable-paths";
 pub const READABLE_PATHS: &str = "landgate.dev/readable-paths";
 pub const CONNECT_PORTS: &str = "landgate.dev/connect-ports";
 pub const ENFORCEMENT: &str = "landgate.dev/enforcement";
+/// `"allow"` lets a container use io_uring although its TCP is restricted
+/// (the launcher's `allow_io_uring`; it gives up TCP enforcement).
+pub const IO_URING: &str = "landgate.dev/io-uring";
 /// Written by the webhook (see `mutate`); never read as a setting.
 pub const STATUS: &str = "landgate.dev/status";
 
@@ -112,6 +115,7 @@ pub enum Key {
     ReadablePaths,
     ConnectPorts,
     Enforcement,
+    IoUring,
 }
 
 impl Key {
@@ -122,6 +126,7 @@ impl Key {
         Key::ReadablePaths,
         Key::ConnectPorts,
         Key::Enforcement,
+        Key::IoUring,
     ];
 
     /// The full annotation key (without a container suffix).
@@ -133,6 +138,7 @@ impl Key {
             Key::ReadablePaths => READABLE_PATHS,
             Key::ConnectPorts => CONNECT_PORTS,
             Key::Enforcement => ENFORCEMENT,
+            Key::IoUring => IO_URING,
         }
     }
 
@@ -222,6 +228,7 @@ enum Setting {
     Paths(Vec<AbsPath>),
     Ports(Vec<Port>),
     Enforcement(Enforcement),
+    IoUring(bool),
 }
 
 /// The validated landgate annotations of a pod and its namespace.
@@ -246,6 +253,9 @@ pub struct ContainerSettings {
     pub readable_paths: Option<(Vec<AbsPath>, Origin)>,
     /// `None` = connect unrestricted.
     pub connect_ports: Option<Vec<Port>>,
+    /// Where io_uring was allowed (`landgate.dev/io-uring: allow`); `None`
+    /// = refused whenever TCP is restricted.
+    pub allow_io_uring: Option<Origin>,
 }
 
 impl Annotations {
@@ -365,6 +375,10 @@ impl Annotations {
             Some((Setting::Ports(ports), _)) => Some(ports.clone()),
             _ => None,
         };
+        let allow_io_uring = match self.lookup(Key::IoUring, Some(name)) {
+            Some((Setting::IoUring(true), origin)) => Some(origin.clone()),
+            _ => None,
+        };
         ContainerSettings {
             profile,
             profile_origin,
@@ -373,6 +387,7 @@ impl Annotations {
             writable_paths: paths(Key::WritablePaths),
             readable_paths: paths(Key::ReadablePaths),
             connect_ports,
+            allow_io_uring,
         }
     }
 }
@@ -410,6 +425,14 @@ fn parse_value(
             )),
         },
         Key::Profile => value.trim().parse().map(Setting::Profile).map_err(invalid),
+        Key::IoUring => match value.trim() {
+            "allow" => Ok(Setting::IoUring(true)),
+            "deny" => Ok(Setting::IoUring(false)),
+            _ => Err(invalid(
+                "expected \"allow\" (gives up TCP enforcement for io_uring users) or \"deny\" (the default)"
+                    .to_owned(),
+            )),
+        },
         Key::Enforcement => value
             .trim()
             .parse()
@@ -491,6 +514,13 @@ pub fn derive_policy(
     let mut warn = |message: String| warnings.push(format!("container {name:?}: {message}"));
 
     let bind = bind_ports(container, &mut warn);
+    if let Some(origin) = &settings.allow_io_uring {
+        // bind is always restricted (to the declared ports), so this always
+        // costs TCP enforcement.
+        warn(format!(
+            "{origin} = allow: io_uring can create MPTCP sockets and send TCP Fast Open data that Landlock's TCP rules do not see, so this container's bind and connect rules can be bypassed (its status reads PartiallyEnforced)"
+        ));
+    }
     let read_only_root = container
         .security_context
         .as_ref()
@@ -582,6 +612,7 @@ pub fn derive_policy(
             scope,
             quiet: false,
             log_denials: true,
+            allow_io_uring: settings.allow_io_uring.is_some(),
         },
         warnings,
     }
@@ -1116,5 +1147,61 @@ mod tests {
         );
         assert_eq!(fs.rx, paths(&["/etc", "/usr"]));
         assert_eq!(fs.rw, paths(&["/data", "/tmp"]));
+    }
+}
+
+#[cfg(test)]
+mod io_uring_tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ContainerPort;
+
+    fn web() -> Container {
+        Container {
+            name: "web".into(),
+            command: Some(vec!["/usr/bin/app".into()]),
+            ports: Some(vec![ContainerPort {
+                container_port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    fn settings(pod: &[(&str, &str)]) -> Result<ContainerSettings, AnnotationError> {
+        let pod = pod
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Annotations::parse(&pod, "shop", &BTreeMap::new(), &["web"])
+            .map(|a| a.for_container(&Settings::default(), "web"))
+    }
+
+    #[test]
+    fn io_uring_is_refused_by_default_and_allowed_only_by_annotation_with_a_warning() {
+        let derived = derive_policy(&settings(&[]).unwrap(), &web(), &[]);
+        assert!(!derived.policy.allow_io_uring);
+        assert!(derived.warnings.is_empty(), "{:?}", derived.warnings);
+
+        let allowed = settings(&[("landgate.dev/io-uring.web", "allow")]).unwrap();
+        let derived = derive_policy(&allowed, &web(), &[]);
+        assert!(derived.policy.allow_io_uring);
+        assert!(derived.policy.to_json().contains("\"allow_io_uring\":true"));
+        assert_eq!(derived.warnings.len(), 1);
+        assert!(
+            derived.warnings[0]
+                .contains("pod annotation landgate.dev/io-uring.web = allow: io_uring can create MPTCP sockets"),
+            "{}",
+            derived.warnings[0]
+        );
+
+        let denied = settings(&[("landgate.dev/io-uring", "deny")]).unwrap();
+        assert!(!derive_policy(&denied, &web(), &[]).policy.allow_io_uring);
+
+        let err = settings(&[("landgate.dev/io-uring", "yes")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pod annotation landgate.dev/io-uring has invalid value \"yes\""),
+            "{err}"
+        );
     }
 }

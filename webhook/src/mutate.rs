@@ -449,6 +449,7 @@ impl<'a> Engine<'a> {
                         writable_paths: None,
                         readable_paths: None,
                         connect_ports: None,
+                        allow_io_uring: None,
                     },
                 });
             }

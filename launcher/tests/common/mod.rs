@@ -13,6 +13,7 @@ pub use serde_json::json;
 
 /// errno values as this kernel reports them.
 pub const EACCES: i32 = 13;
+pub const ENOSYS: i32 = 38;
 pub const EPROTONOSUPPORT: i32 = 93;
 pub const EOPNOTSUPP: i32 = 95;
 

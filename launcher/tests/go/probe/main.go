@@ -4,7 +4,9 @@
 // exact errno the kernel returns inside a landgate sandbox.
 //
 // It is written in Go on purpose: Go >= 1.24 listens with MPTCP by default,
-// which is the hole the launcher's seccomp filter closes.
+// which is the hole the launcher's seccomp filter closes. The uring-*
+// commands drive io_uring on raw syscalls (uring.go), the way past that
+// filter which the launcher closes by refusing io_uring.
 //
 // Usage:
 //
@@ -18,6 +20,16 @@
 //	                      (a connect that bypasses Landlock's connect hook)
 //	probe listen-unbound  listen() on a TCP socket never bound: the kernel
 //	                      picks an ephemeral port; prints it
+//	probe uring-setup     io_uring_setup: is io_uring available at all
+//	probe uring-mptcp-bind ADDR
+//	                      IORING_OP_SOCKET(IPPROTO_MPTCP), then plain
+//	                      bind+listen on ADDR; prints the port
+//	probe uring-fastopen ADDR
+//	                      IORING_OP_SENDMSG with MSG_FASTOPEN on a fresh TCP
+//	                      socket
+//	probe uring-inherited FD
+//	                      io_uring_enter and io_uring_register on a ring
+//	                      inherited as FD
 //	probe write PATH      create/truncate PATH and write to it
 //	probe read PATH       read PATH
 package main
@@ -31,6 +43,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -73,6 +86,21 @@ func main() {
 		err = fastopen(os.Args[2], os.Args[3])
 	case "listen-unbound":
 		err = listenUnbound()
+	case "uring-setup":
+		err = uringSetup()
+	case "uring-mptcp-bind":
+		need(3)
+		err = uringMptcpBind(os.Args[2])
+	case "uring-fastopen":
+		need(3)
+		err = uringFastopen(os.Args[2])
+	case "uring-inherited":
+		need(3)
+		var fd int
+		fd, err = strconv.Atoi(os.Args[2])
+		if err == nil {
+			err = uringInherited(fd)
+		}
 	case "write":
 		need(3)
 		err = os.WriteFile(os.Args[2], []byte("probe\n"), 0o644)
@@ -106,7 +134,7 @@ func need(n int) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe listen|bind|connect ADDR | mptcp-socket | fastopen ADDR sendto|sendmsg|sendmmsg | listen-unbound | write|read PATH")
+	fmt.Fprintln(os.Stderr, "usage: probe listen|bind|connect ADDR | mptcp-socket | fastopen ADDR sendto|sendmsg|sendmmsg | listen-unbound | uring-setup | uring-mptcp-bind|uring-fastopen ADDR | uring-inherited FD | write|read PATH")
 	os.Exit(64)
 }
 
