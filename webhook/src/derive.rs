@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Container, Volume};
+use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use landgate_launcher::policy::{
     AbsPath, Enforcement, FsRules, NetRules, POLICY_VERSION, Policy, Port, Scopes,
 };
@@ -618,21 +618,44 @@ pub fn derive_policy(
     }
 }
 
-/// The directories of `path` (a PATH value as the container gets it) that
-/// `fs` makes writable. Sandboxed code could plant a program there that a
-/// later `kubectl exec … <name>` of a program outside the wrapper list runs
-/// unsandboxed. Entries the kubelet would still expand (`$(VAR)`), and
-/// relative ones, cannot be judged and are left out.
-pub fn writable_path_dirs(fs: &FsRules, path: &str) -> Vec<AbsPath> {
-    let mut found: Vec<AbsPath> = path
-        .split(':')
-        .filter(|dir| !dir.contains("$("))
-        .filter_map(|dir| dir.parse::<AbsPath>().ok())
-        .filter(|dir| !in_launcher_dir(dir))
-        .filter(|dir| fs.rw.iter().any(|rw| dir.is_within(rw)))
-        .collect();
-    found.dedup();
-    found
+/// What the directories of a container's PATH let sandboxed code do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PathDirs {
+    /// Directories `fs` or another container can write: sandboxed code could
+    /// plant a program there that a later `kubectl exec … <name>` of a
+    /// program outside the wrapper list runs unsandboxed.
+    pub writable: Vec<AbsPath>,
+    /// Entries that cannot be judged at admission: empty (the working
+    /// directory), relative, with `..`, or still to be expanded by the
+    /// kubelet (`$(VAR)`).
+    pub unjudged: Vec<String>,
+}
+
+/// Sorts the entries of `path` (a PATH value as the container gets it,
+/// without landgate's own `/landgate/bin`). `also_writable` are paths other
+/// containers of the pod can write (a shared volume mounted read-only here).
+pub fn path_dirs(fs: &FsRules, also_writable: &[AbsPath], path: &str) -> PathDirs {
+    let mut dirs = PathDirs::default();
+    for entry in path.split(':') {
+        if entry.contains("$(") {
+            dirs.unjudged.push(entry.to_owned());
+            continue;
+        }
+        let Ok(dir) = entry.parse::<AbsPath>() else {
+            dirs.unjudged.push(entry.to_owned());
+            continue;
+        };
+        let writable = !in_launcher_dir(&dir)
+            && fs
+                .rw
+                .iter()
+                .chain(also_writable)
+                .any(|rw| dir.is_within(rw));
+        if writable && !dirs.writable.contains(&dir) {
+            dirs.writable.push(dir);
+        }
+    }
+    dirs
 }
 
 /// True when `dir` is, contains or lies beneath a [`PROTECTED`] directory.
@@ -694,23 +717,30 @@ fn mounts(
             // landgate's own mount (the engine refuses every other one).
             continue;
         }
-        let always_read_only = volumes
-            .iter()
-            .find(|v| v.name == mount.name)
-            .is_some_and(|v| {
-                v.config_map.is_some()
-                    || v.secret.is_some()
-                    || v.downward_api.is_some()
-                    || v.projected.is_some()
-                    || v.image.is_some()
-            });
-        if mount.read_only.unwrap_or(false) || always_read_only {
+        if !mounts_writable(mount, volumes) {
             ro.push(path);
         } else {
             rw.push(path);
         }
     }
     (rw, ro)
+}
+
+/// True when `mount` lets its container write: not `readOnly`, and not a
+/// configMap, secret, downwardAPI, projected or image volume, which the
+/// kubelet always mounts read-only whatever the mount says.
+pub fn mounts_writable(mount: &VolumeMount, volumes: &[Volume]) -> bool {
+    let always_read_only = volumes
+        .iter()
+        .find(|v| v.name == mount.name)
+        .is_some_and(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+                || v.image.is_some()
+        });
+    !mount.read_only.unwrap_or(false) && !always_read_only
 }
 
 /// strict: the entrypoint's directory (or the entrypoint itself when it

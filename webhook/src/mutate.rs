@@ -34,7 +34,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use json_patch::jsonptr::{PointerBuf, Token};
-use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation};
+use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements,
     SeccompProfile, SecurityContext, Volume, VolumeMount,
@@ -45,11 +45,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::derive::{self, AnnotationError, Annotations, ContainerSettings, Origin};
-use crate::mount_path::{self, MountPathError};
+use crate::mount_path::{self, MountError, Mounts};
 use crate::settings::{Settings, UnknownEntrypoint};
 
 /// The launcher volume.
-pub const VOLUME_NAME: &str = "landgate";
+pub const VOLUME_NAME: &str = mount_path::LAUNCHER_VOLUME;
 /// Where the volume is mounted, in landgate-init (read-write) and in every
 /// wrapped container (read-only).
 pub const MOUNT_PATH: &str = derive::LAUNCHER_DIR;
@@ -158,12 +158,8 @@ pub enum MutateError {
         fix: &'static str,
     },
     /// (`error`, not `source`: the message already includes it.)
-    #[error("pod {pod}: {field} {error}")]
-    MountPath {
-        pod: String,
-        field: String,
-        error: MountPathError,
-    },
+    #[error("pod {pod}: {error}")]
+    Mount { pod: String, error: Box<MountError> },
     #[error(
         "pod {pod}: {field} was changed after landgate wrapped the pod ({what}); landgate refuses a pod whose sandbox was altered and never wraps a container twice. If another mutating webhook makes this change, order it before landgate; if the manifest was copied from a running pod, re-create it from the original manifest (without the landgate.dev/status annotation, landgate-init, the landgate volume and the /landgate/landgate exec -- prefixes)"
     )]
@@ -173,13 +169,22 @@ pub enum MutateError {
         what: String,
     },
     #[error(
-        "pod {pod}: container {container:?} has {dir} on PATH and its policy makes {dir} writable, but it requires enforcement ({origin} = required): a program planted there would run unsandboxed when `kubectl exec` names it. Take {dir} off PATH (set PATH under env) or mount it read-only"
+        "pod {pod}: container {container:?} requires enforcement ({origin} = required), but its {why}: a program planted on PATH would run unsandboxed when `kubectl exec` names it. Set PATH under env to absolute directories that no container can write"
     )]
-    WritablePathDir {
+    UnsafePath {
         pod: String,
         container: String,
-        dir: String,
+        why: String,
         origin: String,
+    },
+    #[error(
+        "pod {pod}: container {container:?} requires enforcement ({enforcement_origin} = required), but {io_uring_origin} = allow gives up its TCP enforcement (io_uring gets past Landlock's TCP rules); remove one of the two"
+    )]
+    IoUringUnderRequired {
+        pod: String,
+        container: String,
+        enforcement_origin: String,
+        io_uring_origin: String,
     },
     #[error(
         "pod {pod}: annotation landgate.dev/status {problem}; landgate writes this annotation itself: remove it from the manifest"
@@ -478,35 +483,21 @@ impl<'a> Engine<'a> {
     }
 
     /// On a pass after a wrapping one, landgate-init and the volume must be
-    /// exactly landgate's: the status is user-writable, so a pod could
-    /// arrive with a forged one and its own "launcher".
+    /// there and the volume exactly landgate's: the status is user-writable,
+    /// so a pod could arrive with a forged one and its own "launcher".
+    /// landgate-init itself is rebuilt when it differs
+    /// ([`Engine::rebuilt_init_container`]).
     fn verify_pod_level(&self) -> Result<(), MutateError> {
         let tampered = |field: &str, what: &str| MutateError::Tampered {
             pod: self.label.clone(),
             field: field.to_owned(),
             what: what.to_owned(),
         };
-        let expected = init_container(self.settings, self.spec);
-        match self.init_pos {
-            None => {
-                return Err(tampered(
-                    "spec.initContainers",
-                    "the landgate-init init container is missing",
-                ));
-            }
-            Some(pos) => {
-                let found = &self.spec.init_containers.as_deref().unwrap_or_default()[pos];
-                let differing = self.init_container_differences(found, &expected);
-                if !differing.is_empty() {
-                    return Err(tampered(
-                        &format!("spec.initContainers[{pos}] ({INIT_CONTAINER_NAME})"),
-                        &format!(
-                            "its {} differ from what landgate injects",
-                            differing.join(", ")
-                        ),
-                    ));
-                }
-            }
+        if self.init_pos.is_none() {
+            return Err(tampered(
+                "spec.initContainers",
+                "the landgate-init init container is missing",
+            ));
         }
         match self.volume_pos {
             None => Err(tampered("spec.volumes", "the landgate volume is missing")),
@@ -524,35 +515,48 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The fields of `found` (landgate-init as the pod has it) that differ
-    /// from `expected` (as this replica builds it), beyond what may
-    /// legitimately differ on a later pass:
-    /// - the image tag or digest and the wrapper list: during a rolling
-    ///   upgrade of the webhook a reinvocation may reach a replica with
-    ///   another launcher tag or `--wrappers`; the repository must match;
+    /// landgate-init as this replica builds it, when the pod's differs in
+    /// anything but what may legitimately differ on a later pass:
     /// - fields the API server defaults (`imagePullPolicy`,
     ///   `terminationMessage*`) and `resources` (LimitRanger fills in
     ///   defaults): none changes what `landgate install` does;
     /// - the ServiceAccount token mount, which the ServiceAccount admission
     ///   plugin adds to every container before it re-invokes landgate
-    ///   ([`Engine::is_token_mount`]).
+    ///   ([`Engine::is_token_mount`]); it is kept in the rebuilt container.
     ///
-    /// Everything else (command, env, securityContext, every other mount)
-    /// must be exactly landgate's: landgate-init writes the launcher that
-    /// every other container runs through.
+    /// landgate-init writes the launcher that every other container runs
+    /// through, and there is no "original" of it to recover, so a changed
+    /// one is rebuilt from scratch rather than refused: a forged mount over
+    /// its `/usr/local/bin`, an older launcher tag without later fixes, a
+    /// wrapper list without `sh`, or the env and token mount a later
+    /// webhook (EKS pod identity) adds to every init container all end as
+    /// landgate's own container. Returns the rebuilt container and the
+    /// fields that differed, for the warning.
+    fn rebuilt_init_container(&self) -> Option<(Container, Vec<String>)> {
+        let found = &self.spec.init_containers.as_deref().unwrap_or_default()[self.init_pos?];
+        let expected = init_container(self.settings, self.spec);
+        let differing = self.init_container_differences(found, &expected);
+        if differing.is_empty() {
+            return None;
+        }
+        let mut rebuilt = expected;
+        let tokens = found
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| self.is_token_mount(m))
+            .cloned();
+        rebuilt
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .extend(tokens);
+        Some((rebuilt, differing))
+    }
+
+    /// The fields of `found` that differ from `expected`, beyond those
+    /// [`Engine::rebuilt_init_container`] lists as allowed to.
     fn init_container_differences(&self, found: &Container, expected: &Container) -> Vec<String> {
         let mut seen = found.clone();
-        if seen
-            .image
-            .as_deref()
-            .zip(expected.image.as_deref())
-            .is_some_and(|(found, expected)| image_repository(found) == image_repository(expected))
-        {
-            seen.image.clone_from(&expected.image);
-        }
-        if is_install_command(seen.command.as_deref().unwrap_or_default()) {
-            seen.command.clone_from(&expected.command);
-        }
         seen.image_pull_policy
             .clone_from(&expected.image_pull_policy);
         seen.termination_message_path
@@ -578,12 +582,10 @@ impl<'a> Engine<'a> {
         keys.into_iter()
             .filter(|k| seen.get(*k) != expected.get(*k))
             .map(|k| match k.as_str() {
-                "image" => "image repository".to_owned(),
-                "volumeMounts" => {
-                    "volume mounts (only the ServiceAccount token may be added)".to_owned()
-                }
-                other => other.to_owned(),
+                "volumeMounts" => "volumeMounts (only the ServiceAccount token may be added)",
+                other => other,
             })
+            .map(str::to_owned)
             .collect()
     }
 
@@ -845,6 +847,16 @@ impl<'a> Engine<'a> {
                         path: ptr(["spec", "initContainers"], [0]),
                     }));
                 }
+                if let Some((rebuilt, differing)) = self.rebuilt_init_container() {
+                    warnings.push(format!(
+                        "{INIT_CONTAINER_NAME} differed from what landgate injects (its {}) and was rebuilt",
+                        differing.join(", ")
+                    ));
+                    ops.push(PatchOperation::Replace(ReplaceOperation {
+                        path: ptr(["spec", "initContainers"], [0]),
+                        value: to_value(&rebuilt, &self.label)?,
+                    }));
+                }
                 Box::new(move |i| if i < pos { i + 1 } else { i })
             }
             _ => {
@@ -884,6 +896,16 @@ impl<'a> Engine<'a> {
             );
             warnings.extend(derived.warnings);
             self.check_path_dirs(view, &derived.policy, &mut warnings)?;
+            if let (Enforcement::Required, Some(origin)) =
+                (view.settings.enforcement, &view.settings.allow_io_uring)
+            {
+                return Err(MutateError::IoUringUnderRequired {
+                    pod: self.label.clone(),
+                    container: view.current.name.clone(),
+                    enforcement_origin: view.settings.enforcement_origin.to_string(),
+                    io_uring_origin: origin.to_string(),
+                });
+            }
             let policy_json = kubelet_literal(&derived.policy.to_json());
             let record = match self.record_of(&view.current.name) {
                 None => self.wrap_container(&mut ops, &base, view, &policy_json, &mut warnings)?,
@@ -911,47 +933,89 @@ impl<'a> Engine<'a> {
         self.finish(ops, verdict, policies, warnings)
     }
 
-    /// Reports the directories on the container's PATH that its policy
-    /// lets it write, refusing them under `required`: until every exec runs
+    /// Reports the directories on the container's PATH that sandboxed code
+    /// can write, refusing them under `required`: until every exec runs
     /// through the launcher, a program planted there runs unsandboxed when
-    /// `kubectl exec` names it.
+    /// `kubectl exec` names it. Judges the PATH the container really gets:
+    /// its current one past `/landgate/bin` (what a forged status claims
+    /// does not matter), else `--default-path`.
     fn check_path_dirs(
         &self,
         view: &View,
         policy: &Policy,
         warnings: &mut Vec<String>,
     ) -> Result<(), MutateError> {
-        let env = view.original.env.as_deref().unwrap_or_default();
+        let name = &view.current.name;
+        let required = view.settings.enforcement == Enforcement::Required;
+        let refuse = |why: String| MutateError::UnsafePath {
+            pod: self.label.clone(),
+            container: name.clone(),
+            why,
+            origin: view.settings.enforcement_origin.to_string(),
+        };
+        let env = view.current.env.as_deref().unwrap_or_default();
         let path = match last_path(env) {
-            Some((_, var)) if var.value_from.is_some() => return Ok(()),
-            Some((_, var)) => var.value.as_deref().unwrap_or_default(),
+            Some((_, var)) if var.value_from.is_some() => {
+                // The warning is wrap_container's.
+                return match required {
+                    true => Err(refuse(
+                        "PATH comes from valueFrom: landgate can neither put /landgate/bin first nor see its directories".to_owned(),
+                    )),
+                    false => Ok(()),
+                };
+            }
+            Some((_, var)) => strip_path(var.value.as_deref().unwrap_or_default()),
             None => &self.settings.default_path,
         };
-        let name = &view.current.name;
         let Some(fs) = &policy.fs else {
             warnings.push(format!(
                 "container {name:?}: profile ports-only sets no filesystem rules, so the directories on PATH ({path}) are as writable as file permissions allow; a program planted there runs unsandboxed when `kubectl exec` names it"
             ));
             return Ok(());
         };
-        let dirs = derive::writable_path_dirs(fs, path);
-        let Some(first) = dirs.first() else {
-            return Ok(());
-        };
-        if view.settings.enforcement == Enforcement::Required {
-            return Err(MutateError::WritablePathDir {
-                pod: self.label.clone(),
-                container: name.clone(),
-                dir: first.to_string(),
-                origin: view.settings.enforcement_origin.to_string(),
-            });
+        let dirs = derive::path_dirs(fs, &self.shared_writable(view.current), path);
+        if required {
+            if let Some(dir) = dirs.writable.first() {
+                return Err(refuse(format!(
+                    "PATH has {dir}, which sandboxed code can write"
+                )));
+            }
+            if let Some(entry) = dirs.unjudged.first() {
+                return Err(refuse(format!(
+                    "PATH entry {entry:?} cannot be judged at admission (empty, relative, with `..` or a $(VAR) reference)"
+                )));
+            }
         }
-        for dir in dirs {
+        for dir in dirs.writable {
             warnings.push(format!(
-                "container {name:?}: PATH directory {dir} is writable under its policy; a program planted there runs unsandboxed when `kubectl exec` names it. Take it off PATH or mount it read-only"
+                "container {name:?}: PATH directory {dir} is writable by sandboxed code; a program planted there runs unsandboxed when `kubectl exec` names it. Take it off PATH or mount it read-only in every container"
+            ));
+        }
+        for entry in dirs.unjudged {
+            warnings.push(format!(
+                "container {name:?}: PATH entry {entry:?} cannot be judged at admission (empty, relative, with `..` or a $(VAR) reference); if it is writable, a program planted there runs unsandboxed when `kubectl exec` names it"
             ));
         }
         Ok(())
+    }
+
+    /// Where `c` mounts a volume that some container of the pod mounts
+    /// writable (a shared emptyDir read-only here, written by a sidecar).
+    fn shared_writable(&self, c: &Container) -> Vec<AbsPath> {
+        let volumes = self.spec.volumes.as_deref().unwrap_or_default();
+        let written: Vec<&str> = self
+            .views
+            .iter()
+            .flat_map(|v| v.current.volume_mounts.iter().flatten())
+            .filter(|m| derive::mounts_writable(m, volumes))
+            .map(|m| m.name.as_str())
+            .collect();
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| written.contains(&m.name.as_str()))
+            .filter_map(|m| mount_path::normalise(&m.mount_path).ok())
+            .collect()
     }
 
     /// Names and volume paths landgate needs must be free (on a later pass,
@@ -981,67 +1045,26 @@ impl<'a> Engine<'a> {
                 "rename the volume (and its volumeMounts)",
             ));
         }
-        let ephemeral = self.spec.ephemeral_containers.iter().flatten().enumerate();
-        let containers = self
-            .views
-            .iter()
-            .map(|v| {
-                let recorded = self.record_of(&v.current.name).is_some();
-                (
-                    v.field(),
-                    &v.current.name,
-                    v.current.volume_mounts.as_deref(),
-                    v.current.volume_devices.as_deref(),
-                    recorded,
-                )
-            })
-            .chain(ephemeral.map(|(i, e)| {
-                (
-                    format!("spec.ephemeralContainers[{i}]"),
-                    &e.name,
-                    e.volume_mounts.as_deref(),
-                    e.volume_devices.as_deref(),
-                    false,
-                )
-            }));
-        for (field, name, mounts, devices, recorded) in containers {
-            for (i, mount) in mounts.unwrap_or_default().iter().enumerate() {
-                // Exactly one such mount per wrapped container: verified.
-                if recorded && *mount == launcher_mount() {
-                    continue;
-                }
-                let at = |sub: &str| format!("container {name:?} ({field}.volumeMounts[{i}]{sub})");
-                if mount.name == VOLUME_NAME {
-                    return Err(reserved(
-                        at(""),
-                        format!("mounts volume {VOLUME_NAME:?} at {:?}", mount.mount_path),
-                        "remove that mount: only landgate mounts its launcher volume, read-only, at /landgate",
-                    ));
-                }
-                let path = mount_path::normalise(&mount.mount_path).map_err(|error| {
-                    MutateError::MountPath {
-                        pod: self.label.clone(),
-                        field: at(".mountPath"),
-                        error,
-                    }
-                })?;
-                if derive::in_launcher_dir(&path) {
-                    return Err(reserved(
-                        at(""),
-                        format!("mounts volume {:?} at {path}", mount.name),
-                        "mount it somewhere else: landgate mounts its launcher at /landgate",
-                    ));
-                }
-            }
-            for (i, device) in devices.unwrap_or_default().iter().enumerate() {
-                if device.name == VOLUME_NAME {
-                    return Err(reserved(
-                        format!("container {name:?} ({field}.volumeDevices[{i}])"),
-                        format!("uses volume {VOLUME_NAME:?} as a device"),
-                        "remove it: only landgate mounts its launcher volume",
-                    ));
-                }
-            }
+        let volumes = self.spec.volumes.as_deref().unwrap_or_default();
+        let mount_error = |error| MutateError::Mount {
+            pod: self.label.clone(),
+            error: Box::new(error),
+        };
+        for view in &self.views {
+            let recorded = self.record_of(&view.current.name).is_some();
+            let field = view.field();
+            mount_path::check(
+                Mounts::of_container(&field, view.current),
+                volumes,
+                |m| recorded && *m == launcher_mount(),
+                true,
+            )
+            .map_err(mount_error)?;
+        }
+        for (i, e) in self.spec.ephemeral_containers.iter().flatten().enumerate() {
+            let field = format!("spec.ephemeralContainers[{i}]");
+            mount_path::check(Mounts::of_ephemeral(&field, e), volumes, |_| false, false)
+                .map_err(mount_error)?;
         }
         Ok(())
     }
@@ -1383,32 +1406,6 @@ fn remove_item(ops: &mut Ops, list: PointerBuf, index: usize, len: usize) {
 /// The `landgate-init` init container. Its securityContext passes the
 /// PodSecurity "restricted" standard: an injected container must never be
 /// the reason a pod is refused.
-/// `registry/name` of an image reference, without `:tag` or `@digest`.
-fn image_repository(image: &str) -> &str {
-    let name = image.split_once('@').map_or(image, |(name, _)| name);
-    match name.rfind(':') {
-        // A colon after the last slash is a tag; before it, a registry port.
-        Some(colon) if name.rfind('/').is_none_or(|slash| colon > slash) => &name[..colon],
-        _ => name,
-    }
-}
-
-/// `landgate install /landgate --wrappers <valid names>`, as landgate-init runs it.
-fn is_install_command(command: &[String]) -> bool {
-    match command {
-        [launcher, install, dir, flag, wrappers] => {
-            launcher == IMAGE_LAUNCHER
-                && install == "install"
-                && dir == MOUNT_PATH
-                && flag == "--wrappers"
-                && wrappers
-                    .split(',')
-                    .all(|name| landgate_launcher::install::validate_wrapper_name(name).is_ok())
-        }
-        _ => false,
-    }
-}
-
 pub fn init_container(settings: &Settings, spec: &PodSpec) -> Container {
     let quantities = |cpu: &str, memory: &str| {
         BTreeMap::from([
@@ -1780,6 +1777,27 @@ mod tests {
 
     fn json_of(p: &Pod) -> Value {
         serde_json::to_value(p).unwrap()
+    }
+
+    /// Runs a pod whose landgate-init was changed: it comes back rebuilt as
+    /// landgate builds it, with a warning.
+    fn rebuilt_init(v: Value) -> Value {
+        let m = run(&pod(v));
+        assert_eq!(m.verdict, Verdict::Wrapped);
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("landgate-init differed")),
+            "{:?}",
+            m.warnings
+        );
+        let out = json_of(&m.pod);
+        let spec: PodSpec = serde_json::from_value(out["spec"].clone()).unwrap();
+        assert_eq!(
+            out["spec"]["initContainers"][0],
+            serde_json::to_value(init_container(&Settings::default(), &spec)).unwrap()
+        );
+        out
     }
 
     fn env<'a>(c: &'a Value, name: &str) -> Option<&'a str> {
@@ -2280,7 +2298,7 @@ mod tests {
 
         let mut v = wrapped.clone();
         v["spec"]["initContainers"][0]["image"] = json!("evil/launcher");
-        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
+        rebuilt_init(v);
 
         let mut v = wrapped.clone();
         v["spec"]["volumes"][1] = json!({"name": "landgate", "hostPath": {"path": "/"}});
@@ -2322,38 +2340,29 @@ mod tests {
         let mut writable = token;
         writable["readOnly"] = json!(false);
         v["spec"]["initContainers"][0]["volumeMounts"][1] = writable;
-        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
+        rebuilt_init(v);
 
         let mut v = wrapped;
         v["spec"]["initContainers"][0]["volumeMounts"] = json!([]);
-        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
+        rebuilt_init(v);
     }
 
     #[test]
-    fn another_launcher_tag_or_wrapper_list_is_not_tampering() {
-        // A reinvocation reaching a webhook replica from the next release.
+    fn another_launcher_tag_or_wrapper_list_becomes_this_replicas() {
+        // A reinvocation reaching a webhook replica from the next release,
+        // or a copied pod pinning an older launcher without later fixes, or
+        // a wrapper list without `sh`: landgate-init is rebuilt, not refused
+        // (a rollout keeps working) and not kept (no downgrade).
         let wrapped = json_of(&run(&pod(web_pod())).pod);
         let mut v = wrapped.clone();
         v["spec"]["initContainers"][0]["image"] =
             json!("ghcr.io/landgate-dev/landgate-launcher@sha256:0123abcd");
-        v["spec"]["initContainers"][0]["command"][4] = json!("sh,bash");
-        assert_eq!(run(&pod(v)).verdict, Verdict::AlreadyWrapped);
+        v["spec"]["initContainers"][0]["command"][4] = json!("nc");
+        rebuilt_init(v);
 
         let mut v = wrapped;
         v["spec"]["initContainers"][0]["command"][4] = json!("sh,../../bin/evil");
-        assert!(refuse(&pod(v)).contains("spec.initContainers[0] (landgate-init) was changed"));
-    }
-
-    #[rstest::rstest]
-    #[case(
-        "ghcr.io/landgate-dev/landgate-launcher:0.1.0",
-        "ghcr.io/landgate-dev/landgate-launcher"
-    )]
-    #[case("registry:5000/launcher", "registry:5000/launcher")]
-    #[case("registry:5000/launcher:v2@sha256:ab", "registry:5000/launcher")]
-    #[case("launcher", "launcher")]
-    fn image_repositories(#[case] image: &str, #[case] repository: &str) {
-        assert_eq!(image_repository(image), repository);
+        rebuilt_init(v);
     }
 
     #[test]
@@ -2693,6 +2702,62 @@ mod escapes {
         assert!(refused(&v2).contains("landgate reserves"));
     }
 
+    /// A symlink planted in a volume the pod controls redirects a mount
+    /// nested inside it (runtimes mount by depth, resolving symlinks), on
+    /// top of /landgate.
+    #[test]
+    fn mounts_nested_inside_a_volume_the_pod_controls_are_refused() {
+        let mut v = web_pod();
+        v["spec"]["initContainers"] = json!([{
+            "name": "prep", "image": "busybox", "command": ["sh", "-c", "ln -s /landgate /shared/lg"],
+            "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]
+        }]);
+        v["spec"]["volumes"] = json!([
+            {"name": "cache", "emptyDir": {}},
+            {"name": "shared", "emptyDir": {}},
+            {"name": "payload", "configMap": {"name": "payload", "defaultMode": 493}}
+        ]);
+        v["spec"]["containers"][0]["volumeMounts"] = json!([
+            {"name": "shared", "mountPath": "/shared", "readOnly": true},
+            {"name": "payload", "mountPath": "/shared/lg"}
+        ]);
+        let err = refused(&v);
+        assert!(
+            err.contains("mounts at /shared/lg, inside volume \"shared\" mounted at /shared"),
+            "{err}"
+        );
+        // Inside a configMap (the kubelet writes it; no symlink can be
+        // planted) is fine, and so is beside a volume.
+        v["spec"]["containers"][0]["volumeMounts"] = json!([
+            {"name": "payload", "mountPath": "/etc/app"},
+            {"name": "cache", "mountPath": "/etc/app/cache"},
+            {"name": "shared", "mountPath": "/shared"}
+        ]);
+        assert_eq!(mutate(&v).unwrap().verdict, Verdict::Wrapped);
+        // A volume at / would hold landgate's own mount point.
+        v["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "shared", "mountPath": "/"}]);
+        let err = refused(&v);
+        assert!(err.contains("the launcher mount"), "{err}");
+    }
+
+    #[rstest::rstest]
+    #[case::termination_log(json!({"terminationMessagePath": "/landgate/landgate"}), "termination log")]
+    #[case::device(json!({"volumeDevices": [{"name": "cache", "devicePath": "landgate/bin/sh"}]}), "places device")]
+    fn other_kubelet_placed_files_under_landgate_are_refused(
+        #[case] fields: Value,
+        #[case] what: &str,
+    ) {
+        let mut v = web_pod();
+        for (k, value) in fields.as_object().unwrap() {
+            v["spec"]["containers"][0][k] = value.clone();
+        }
+        let err = refused(&v);
+        assert!(
+            err.contains(what) && err.contains("landgate reserves"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn mount_paths_with_dot_dot_are_refused_in_a_wrapped_pod() {
         let mut v = web_pod();
@@ -2722,9 +2787,32 @@ mod escapes {
         );
     }
 
+    /// Runs a pod whose landgate-init was changed: it comes back rebuilt
+    /// exactly as landgate builds it (plus `tokens` mounts).
+    fn rebuilt(v: &Value, tokens: &[Value]) -> Value {
+        let m = mutate(v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.verdict, Verdict::Wrapped);
+        assert!(
+            m.warnings.iter().any(|w| w.contains("was rebuilt")),
+            "{:?}",
+            m.warnings
+        );
+        let out = serde_json::to_value(&m.pod).unwrap();
+        let spec: PodSpec = serde_json::from_value(out["spec"].clone()).unwrap();
+        let mut want = serde_json::to_value(init_container(&Settings::default(), &spec)).unwrap();
+        want["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .extend(tokens.iter().cloned());
+        assert_eq!(out["spec"]["initContainers"][0], want);
+        // And the rebuilt pod verifies.
+        assert_eq!(mutate(&out).unwrap().verdict, Verdict::AlreadyWrapped);
+        out
+    }
+
     /// Escape 3: a forged or extended status accepted as "already wrapped".
     #[test]
-    fn a_tenant_mount_on_landgate_init_is_tampering_even_read_only() {
+    fn a_tenant_mount_on_landgate_init_is_removed_by_rebuilding_it() {
         let mut v = wrapped(&web_pod());
         v["spec"]["volumes"]
             .as_array_mut()
@@ -2734,11 +2822,7 @@ mod escapes {
             .as_array_mut()
             .unwrap()
             .push(json!({"name": "evil", "mountPath": "/usr/local/bin", "readOnly": true}));
-        let err = refused(&v);
-        assert!(
-            err.contains("spec.initContainers[0] (landgate-init)"),
-            "{err}"
-        );
+        rebuilt(&v, &[]);
     }
 
     #[test]
@@ -2772,7 +2856,7 @@ mod escapes {
             .as_array_mut()
             .unwrap()
             .push(token_mount);
-        assert!(refused(&v).contains("landgate-init"));
+        rebuilt(&v, &[]);
     }
 
     #[rstest::rstest]
@@ -2782,14 +2866,13 @@ mod escapes {
     #[case::args("args", json!(["--wrappers", "sh"]))]
     #[case::stdin("stdin", json!(true))]
     #[case::volume_devices("volumeDevices", json!([{"name": "cache", "devicePath": "/dev/x"}]))]
-    fn landgate_init_must_equal_what_landgate_builds(#[case] field: &str, #[case] value: Value) {
+    fn landgate_init_is_rebuilt_unless_it_equals_what_landgate_builds(
+        #[case] field: &str,
+        #[case] value: Value,
+    ) {
         let mut v = wrapped(&web_pod());
         v["spec"]["initContainers"][0][field] = value;
-        let err = refused(&v);
-        assert!(
-            err.contains("spec.initContainers[0] (landgate-init)"),
-            "{field}: {err}"
-        );
+        rebuilt(&v, &[]);
     }
 
     #[test]

@@ -853,12 +853,30 @@ fn pods_that_would_replace_the_launcher_are_refused() {
             .as_array_mut()
             .context("landgate-init has mounts")?
             .push(json!({"name": "evil", "mountPath": "/usr/local/bin", "readOnly": true}));
+        // landgate-init is rebuilt as landgate builds it: the tenant's mount
+        // is gone, the ServiceAccount token mount stays.
         let forged: Pod = serde_json::from_value(forged)?;
-        refused(
-            api.create(&PostParams::default(), &forged).await,
-            "forged status with a tenant mount on landgate-init",
-            "(landgate-init) was changed",
-        )?;
+        let stored_forged = create(&api, &forged).await?;
+        let init = stored_forged
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_ref())
+            .and_then(|c| c.first())
+            .context("the forged pod has init containers")?;
+        let mounts: Vec<&str> = init
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        ensure!(
+            init.name == "landgate-init" && !mounts.contains(&"/usr/local/bin"),
+            "landgate-init of the forged pod was not rebuilt: mounts {mounts:?}"
+        );
+        ensure!(
+            mounts.contains(&"/var/run/secrets/kubernetes.io/serviceaccount"),
+            "the rebuilt landgate-init lost the ServiceAccount token mount: {mounts:?}"
+        );
 
         // The same copy without the extra mount verifies: the ServiceAccount
         // token mounts the API server added are landgate-init's only extras.
