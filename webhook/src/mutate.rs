@@ -36,8 +36,8 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EphemeralContainer, Pod, PodSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use landgate_launcher::policy::{AbsPath, Enforcement, POLICY_ENV, Policy};
@@ -300,6 +300,29 @@ pub fn mutate_pod(
 
     let engine = Engine::read(settings, context, pod, spec, annotations, label)?;
     engine.decide_and_build()
+}
+
+/// The mount checks of a wrapped pod ([`mount_path::check`]) for one
+/// ephemeral container that an update of the `ephemeralcontainers`
+/// subresource adds (see `update`). Ephemeral containers are not wrapped,
+/// so none has landgate's own mount.
+pub fn check_container_mounts(
+    pod: &str,
+    field: &str,
+    container: &EphemeralContainer,
+    spec: &PodSpec,
+) -> Result<(), MutateError> {
+    let volumes = spec.volumes.as_deref().unwrap_or_default();
+    mount_path::check(
+        Mounts::of_ephemeral(field, container),
+        volumes,
+        |_| false,
+        false,
+    )
+    .map_err(|error| MutateError::Mount {
+        pod: pod.to_owned(),
+        error: Box::new(error),
+    })
 }
 
 fn unchanged(pod: &Pod, reason: String) -> Mutation {
@@ -1063,8 +1086,7 @@ impl<'a> Engine<'a> {
         }
         for (i, e) in self.spec.ephemeral_containers.iter().flatten().enumerate() {
             let field = format!("spec.ephemeralContainers[{i}]");
-            mount_path::check(Mounts::of_ephemeral(&field, e), volumes, |_| false, false)
-                .map_err(mount_error)?;
+            check_container_mounts(&self.label, &field, e, self.spec)?;
         }
         Ok(())
     }
