@@ -67,6 +67,8 @@ pub const VOLUME_SIZE_LIMIT: &str = "16Mi";
 /// Where the ServiceAccount admission plugin mounts the API token
 /// (`DefaultAPITokenMountPath` in kube-apiserver's serviceaccount plugin).
 pub const SERVICE_ACCOUNT_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// What the API server defaults `terminationMessagePath` to.
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// The kubelet's annotation on mirror pods of static pods.
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Version of the `landgate.dev/status` JSON.
@@ -582,8 +584,16 @@ impl<'a> Engine<'a> {
         let mut seen = found.clone();
         seen.image_pull_policy
             .clone_from(&expected.image_pull_policy);
-        seen.termination_message_path
-            .clone_from(&expected.termination_message_path);
+        // The API server's default only: the kubelet bind-mounts a file at
+        // any other path, which could cover the launcher it installs.
+        if seen
+            .termination_message_path
+            .as_deref()
+            .is_none_or(|p| p == DEFAULT_TERMINATION_MESSAGE_PATH)
+        {
+            seen.termination_message_path
+                .clone_from(&expected.termination_message_path);
+        }
         seen.termination_message_policy
             .clone_from(&expected.termination_message_policy);
         seen.resources.clone_from(&expected.resources);
