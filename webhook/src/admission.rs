@@ -10,6 +10,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 
 use crate::mutate::{self, PodContext, Verdict};
 use crate::settings::Settings;
+use crate::update;
 
 /// The only AdmissionReview version the webhook registers for.
 const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
@@ -102,6 +103,35 @@ pub fn review(
     Ok(reviewed)
 }
 
+/// What the webhook does with a request, by operation and subresource.
+enum Review {
+    /// A pod CREATE: wrap it ([`mutate::mutate_pod`]).
+    Create,
+    /// A pod UPDATE, plain or through `pods/ephemeralcontainers` (which
+    /// carries the whole Pod as object and oldObject): refuse what would
+    /// reach the sandbox ([`update::check_update`]).
+    Update,
+}
+
+impl Review {
+    fn of(request: &AdmissionRequest<DynamicObject>) -> Option<Self> {
+        let is_pod = request.kind.group.is_empty()
+            && request.kind.version == "v1"
+            && request.kind.kind == "Pod";
+        if !is_pod {
+            return None;
+        }
+        match (&request.operation, request.sub_resource.as_deref()) {
+            (Operation::Create, None) => Some(Self::Create),
+            (Operation::Update, None | Some(EPHEMERAL_CONTAINERS)) => Some(Self::Update),
+            _ => None,
+        }
+    }
+}
+
+/// The subresource `kubectl debug` patches.
+const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 fn answer(
     settings: &Settings,
     namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
@@ -109,39 +139,22 @@ fn answer(
     reviewed: &mut Reviewed,
 ) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
-    let is_pod = request.kind.group.is_empty()
-        && request.kind.version == "v1"
-        && request.kind.kind == "Pod"
-        && request.sub_resource.is_none();
-    if !is_pod || request.operation != Operation::Create {
+    let Some(kind) = Review::of(request) else {
         reviewed.reason = Some(format!(
-            "not a pod creation ({:?} {})",
-            request.operation, request.kind.kind
+            "not a pod creation or update ({:?} {}{})",
+            request.operation,
+            request.kind.kind,
+            request
+                .sub_resource
+                .as_deref()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default()
         ));
         return response;
-    }
-    let Some(object) = &request.object else {
-        reviewed.outcome = ReviewOutcome::Error;
-        reviewed.reason = Some("CREATE review without an object".into());
-        return deny(
-            response,
-            400,
-            "BadRequest",
-            "admission request for a pod CREATE carries no object",
-        );
     };
-    let pod: Pod = match serde_json::to_value(object).and_then(serde_json::from_value) {
+    let pod = match read_pod(request.object.as_ref(), "object") {
         Ok(pod) => pod,
-        Err(err) => {
-            reviewed.outcome = ReviewOutcome::Error;
-            reviewed.reason = Some(format!("object is not a valid Pod: {err}"));
-            return deny(
-                response,
-                400,
-                "BadRequest",
-                format!("landgate could not read the pod in the admission request: {err}"),
-            );
-        }
+        Err(message) => return unreadable(response, reviewed, message),
     };
     if reviewed.name.is_empty() {
         reviewed.name = match (&pod.metadata.name, &pod.metadata.generate_name) {
@@ -152,13 +165,52 @@ fn answer(
     }
     // A pod's namespace is the request's; the object often leaves it empty.
     let namespace = reviewed.namespace.clone();
-    let annotations = namespace_annotations(&namespace);
-    let context = PodContext {
-        namespace: &namespace,
-        namespace_annotations: &annotations,
-    };
+    match kind {
+        Review::Create => {
+            let annotations = namespace_annotations(&namespace);
+            let context = PodContext {
+                namespace: &namespace,
+                namespace_annotations: &annotations,
+            };
+            wrap(settings, context, &pod, response, reviewed)
+        }
+        Review::Update => match read_pod(request.old_object.as_ref(), "oldObject") {
+            Ok(old) => guard(&namespace, &old, &pod, response, reviewed),
+            Err(message) => unreadable(response, reviewed, message),
+        },
+    }
+}
 
-    match mutate::mutate_pod(settings, context, &pod) {
+/// A pod UPDATE: admitted unchanged, or refused; never patched.
+fn guard(
+    namespace: &str,
+    old: &Pod,
+    pod: &Pod,
+    response: AdmissionResponse,
+    reviewed: &mut Reviewed,
+) -> AdmissionResponse {
+    match update::check_update(namespace, old, pod) {
+        Ok(admitted) => {
+            reviewed.reason = Some(admitted.reason().to_owned());
+            response
+        }
+        Err(err) => {
+            reviewed.outcome = ReviewOutcome::Rejected;
+            reviewed.reason = Some(err.to_string());
+            deny(response, 403, "Forbidden", err.to_string())
+        }
+    }
+}
+
+/// A pod CREATE: the engine's patch, or its refusal.
+fn wrap(
+    settings: &Settings,
+    context: PodContext<'_>,
+    pod: &Pod,
+    response: AdmissionResponse,
+    reviewed: &mut Reviewed,
+) -> AdmissionResponse {
+    match mutate::mutate_pod(settings, context, pod) {
         Err(err) => {
             reviewed.outcome = ReviewOutcome::Rejected;
             reviewed.reason = Some(err.to_string());
@@ -200,6 +252,29 @@ fn answer(
             }
         }
     }
+}
+
+/// The pod in `object` (the request's `object` or `oldObject`, named by
+/// `which`); the error is the message for the denial.
+fn read_pod(object: Option<&DynamicObject>, which: &str) -> Result<Pod, String> {
+    let object =
+        object.ok_or_else(|| format!("the admission request for a pod carries no {which}"))?;
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .map_err(|err| {
+            format!("landgate could not read the pod in the admission request's {which}: {err}")
+        })
+}
+
+/// A request whose pod cannot be read: the webhook cannot judge it.
+fn unreadable(
+    response: AdmissionResponse,
+    reviewed: &mut Reviewed,
+    message: String,
+) -> AdmissionResponse {
+    reviewed.outcome = ReviewOutcome::Error;
+    reviewed.reason = Some(message.clone());
+    deny(response, 400, "BadRequest", message)
 }
 
 fn deny(
@@ -288,14 +363,185 @@ mod tests {
         assert!(answer["response"].get("patch").is_none());
     }
 
-    #[test]
-    fn pod_updates_are_allowed_untouched() {
-        let (reviewed, answer) = run(&pod_review(
-            "UPDATE",
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {"containers": []}}),
-        ));
+    /// The fixture's pod as landgate stored it (through the real engine).
+    fn stored_pod() -> Value {
+        let fixture: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/admission/pod-create.json"
+        ))
+        .unwrap();
+        let pod: Pod = serde_json::from_value(fixture["request"]["object"].clone()).unwrap();
+        let annotations = BTreeMap::new();
+        let context = PodContext {
+            namespace: "shop",
+            namespace_annotations: &annotations,
+        };
+        let mutation = mutate::mutate_pod(&Settings::default(), context, &pod).unwrap();
+        assert_eq!(mutation.verdict, Verdict::Wrapped);
+        serde_json::to_value(mutation.pod).unwrap()
+    }
+
+    /// An UPDATE of `old` to `new`, through `sub_resource` if given, the
+    /// way the API server sends it (a PATCH is an UPDATE to admission).
+    fn update_review(old: Value, new: Value, sub_resource: Option<&str>) -> Value {
+        let mut body = pod_review("UPDATE", new);
+        let request = &mut body["request"];
+        request["name"] = json!("web");
+        request["oldObject"] = old;
+        request["options"] = json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"});
+        if let Some(sub_resource) = sub_resource {
+            request["subResource"] = json!(sub_resource);
+            request["requestSubResource"] = json!(sub_resource);
+        }
+        body
+    }
+
+    fn with_debugger(pod: &Value, mounts: Value) -> Value {
+        let mut pod = pod.clone();
+        pod["spec"]["ephemeralContainers"] = json!([{
+            "name": "debugger",
+            "image": "busybox:1.36",
+            "command": ["sh"],
+            "volumeMounts": mounts,
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        }]);
+        pod
+    }
+
+    fn assert_refused(reviewed: &Reviewed, answer: &Value, needle: &str) {
+        assert_eq!(reviewed.outcome, ReviewOutcome::Rejected);
+        assert_eq!(answer["response"]["allowed"], json!(false));
+        assert_eq!(answer["response"]["status"]["code"], json!(403));
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{message}");
+        assert!(answer["response"].get("patch").is_none());
+    }
+
+    fn assert_admitted_unchanged(reviewed: &Reviewed, answer: &Value, reason: &str) {
         assert_eq!(reviewed.outcome, ReviewOutcome::Skipped);
+        assert_eq!(reviewed.reason.as_deref(), Some(reason));
         assert_eq!(answer["response"]["allowed"], json!(true));
+        assert!(answer["response"].get("patch").is_none());
+        assert_eq!(reviewed.patch_ops, 0);
+    }
+
+    #[test]
+    fn ephemeral_container_mounting_the_launcher_volume_is_refused() {
+        let old = stored_pod();
+        let new = with_debugger(&old, json!([{"name": "landgate", "mountPath": "/lg"}]));
+        let (reviewed, answer) = run(&update_review(old, new, Some("ephemeralcontainers")));
+        assert_refused(
+            &reviewed,
+            &answer,
+            "container \"debugger\" (spec.ephemeralContainers[0].volumeMounts[0]) mounts volume \"landgate\"",
+        );
+        assert_eq!(reviewed.name, "web");
+    }
+
+    #[test]
+    fn plain_ephemeral_container_is_admitted_unchanged() {
+        let old = stored_pod();
+        let new = with_debugger(&old, json!(null));
+        let (reviewed, answer) = run(&update_review(old, new, Some("ephemeralcontainers")));
+        assert_admitted_unchanged(
+            &reviewed,
+            &answer,
+            "pod update: nothing landgate guards changed",
+        );
+    }
+
+    #[rstest::rstest]
+    #[case::applied(false)]
+    #[case::dry_run(true)]
+    fn landgate_init_image_swap_is_refused(#[case] dry_run: bool) {
+        let old = stored_pod();
+        let mut new = old.clone();
+        new["spec"]["initContainers"][0]["image"] = json!("tenant.example/evil:1");
+        let mut body = update_review(old, new, None);
+        body["request"]["dryRun"] = json!(dry_run);
+        let (reviewed, answer) = run(&body);
+        assert_refused(
+            &reviewed,
+            &answer,
+            "init container \"landgate-init\" (spec.initContainers[0]) in image;",
+        );
+        assert_eq!(reviewed.dry_run, dry_run);
+    }
+
+    #[test]
+    fn status_annotation_edit_is_refused() {
+        let old = stored_pod();
+        let mut new = old.clone();
+        new["metadata"]["annotations"]["landgate.dev/status"] = json!("{\"version\":1}");
+        let (reviewed, answer) = run(&update_review(old, new, None));
+        assert_refused(&reviewed, &answer, "edits annotation landgate.dev/status");
+    }
+
+    #[test]
+    fn app_image_update_is_admitted_unchanged() {
+        let old = stored_pod();
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+        let (reviewed, answer) = run(&update_review(old, new, None));
+        assert_admitted_unchanged(
+            &reviewed,
+            &answer,
+            "pod update: nothing landgate guards changed",
+        );
+    }
+
+    #[test]
+    fn unwrapped_pod_updates_are_admitted_unchanged() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": []}});
+        let (reviewed, answer) = run(&update_review(pod.clone(), pod, None));
+        assert_admitted_unchanged(
+            &reviewed,
+            &answer,
+            "pod update: the pod is not wrapped by landgate",
+        );
+    }
+
+    #[test]
+    fn update_without_old_object_is_an_error() {
+        let mut body = update_review(json!(null), stored_pod(), None);
+        body["request"].as_object_mut().unwrap().remove("oldObject");
+        let (reviewed, answer) = run(&body);
+        assert_eq!(reviewed.outcome, ReviewOutcome::Error);
+        assert_eq!(answer["response"]["allowed"], json!(false));
+        assert_eq!(answer["response"]["status"]["code"], json!(400));
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("oldObject"), "{message}");
+    }
+
+    #[rstest::rstest]
+    #[case::status("UPDATE", Some("status"))]
+    #[case::resize("UPDATE", Some("resize"))]
+    #[case::delete("DELETE", None)]
+    #[case::create_binding("CREATE", Some("binding"))]
+    fn other_pod_requests_are_allowed_untouched(
+        #[case] operation: &str,
+        #[case] sub_resource: Option<&str>,
+    ) {
+        // Even with a change landgate would refuse on a plain update.
+        let old = stored_pod();
+        let mut new = old.clone();
+        new["spec"]["initContainers"][0]["image"] = json!("tenant.example/evil:1");
+        let mut body = update_review(old, new, sub_resource);
+        body["request"]["operation"] = json!(operation);
+        let (reviewed, answer) = run(&body);
+        assert_eq!(reviewed.outcome, ReviewOutcome::Skipped);
+        assert!(
+            reviewed
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("not a pod creation or update"),
+            "{:?}",
+            reviewed.reason
+        );
+        assert_eq!(answer["response"]["allowed"], json!(true));
+        assert!(answer["response"].get("patch").is_none());
     }
 
     #[test]

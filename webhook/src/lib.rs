@@ -5,6 +5,8 @@
 //! - [`derive`]: every rule about what a container may do (policy derivation).
 //! - [`mutate`]: Pod in, JSON patch + mutated Pod + policies + warnings out.
 //! - [`preview`]: the same for manifests and workloads, for humans.
+//! - [`update`]: old Pod and new Pod in, whether a pod update may touch the
+//!   sandbox landgate built (admit or refuse; never a patch).
 //! - [`admission`]: AdmissionReview in, AdmissionResponse out.
 //! - [`server`], [`tls`], [`metrics`]: transport.
 #![forbid(unsafe_code)]
@@ -19,3 +21,4 @@ pub mod preview;
 pub mod server;
 pub mod settings;
 pub mod tls;
+pub mod update;

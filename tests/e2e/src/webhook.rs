@@ -333,13 +333,22 @@ fn fallback_configuration() -> Value {
             "matchPolicy": "Equivalent",
             "timeoutSeconds": 5,
             "namespaceSelector": {"matchLabels": {"landgate.dev/inject": "enabled"}},
-            "rules": [{
-                "operations": ["CREATE"],
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "resources": ["pods"],
-                "scope": "Namespaced",
-            }],
+            "rules": [
+                {
+                    "operations": ["CREATE", "UPDATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                    "scope": "Namespaced",
+                },
+                {
+                    "operations": ["UPDATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods/ephemeralcontainers"],
+                    "scope": "Namespaced",
+                },
+            ],
         }],
     })
 }

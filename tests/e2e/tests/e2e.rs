@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use landgate_e2e::appender::{APPENDED, Appender, appended_command};
 use landgate_e2e::cluster::ControlPlane;
 use landgate_e2e::pki::WebhookPki;
@@ -886,5 +886,167 @@ fn pods_that_would_replace_the_launcher_are_refused() {
         let copy: Pod = serde_json::from_value(copy)?;
         let created = create(&api, &copy).await?;
         check_wrapped(&pods::simple_pod("copy"), &created)
+    });
+}
+
+/// The in-place changes the API server allows on a running pod, against a
+/// wrapped one (security review: the webhook used to see only CREATE).
+/// `kubectl debug` goes through the `ephemeralcontainers` subresource, which
+/// a rule on `pods` does not match; a debug container may mount volumes.
+/// No kubelet runs here, so the pod stays Pending: what is checked is what
+/// the API server stores.
+#[test]
+fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-updates", &[INJECT_LABEL]).await?;
+        let api = env.pods(&namespace);
+        let submitted = pods::simple_pod("target");
+        let stored = create(&api, &submitted).await?;
+        check_wrapped(&submitted, &stored)?;
+        let status = |pod: &Pod| {
+            pod.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(pods::STATUS_ANNOTATION))
+                .cloned()
+        };
+        let launcher_image = |pod: &Pod| {
+            pod.spec
+                .iter()
+                .flat_map(|s| s.init_containers.iter().flatten())
+                .find(|c| c.name == pods::INIT_CONTAINER)
+                .and_then(|c| c.image.clone())
+        };
+        let refused = |result: Result<Pod, kube::Error>, what: &str, needle: &str| match result {
+            Ok(_) => bail!("{what}: the API server accepted the update"),
+            Err(kube::Error::Api(status))
+                if status
+                    .message
+                    .contains("admission webhook \"pods.landgate.dev\" denied")
+                    && status.message.contains(needle) =>
+            {
+                Ok(())
+            }
+            Err(err) => bail!("{what}: refused, but not by landgate naming {needle:?}: {err}"),
+        };
+        let params = PatchParams::default();
+
+        // 1. kubectl debug with a writable mount of the launcher volume.
+        let debugger = |mounts: serde_json::Value| {
+            json!({"spec": {"ephemeralContainers": [{
+                "name": "debugger",
+                "image": "busybox:1.36",
+                "command": ["sh"],
+                "volumeMounts": mounts,
+            }]}})
+        };
+        let mounting = debugger(json!([{"name": pods::VOLUME, "mountPath": "/lg"}]));
+        refused(
+            api.patch_ephemeral_containers("target", &params, &Patch::Strategic(mounting))
+                .await,
+            "ephemeral container mounting the launcher volume",
+            "(spec.ephemeralContainers[0].volumeMounts[0]) mounts volume \"landgate\"",
+        )?;
+
+        // 2. The same debug container without the mount: plain kubectl debug
+        // keeps working.
+        let debugged = api
+            .patch_ephemeral_containers("target", &params, &Patch::Strategic(debugger(json!([]))))
+            .await
+            .context("adding a plain ephemeral container")?;
+        ensure!(
+            debugged
+                .spec
+                .iter()
+                .flat_map(|s| s.ephemeral_containers.iter().flatten())
+                .any(|e| e.name == "debugger"),
+            "the plain ephemeral container was not stored"
+        );
+
+        // The same two through kubectl debug itself (no -i: kubectl adds the
+        // container and returns; nothing runs without a kubelet).
+        let custom = env.cluster.dir.join("debug-mount.json");
+        std::fs::write(
+            &custom,
+            json!({"volumeMounts": [{"name": pods::VOLUME, "mountPath": "/lg"}]}).to_string(),
+        )?;
+        let custom = custom.to_string_lossy().into_owned();
+        let debug = ["-n", &namespace, "debug", "target", "--image=busybox:1.36"];
+        let mounting = ["-c", "kubectl-mounting", "--custom", &custom, "--", "sh"];
+        let output = env.kubectl(&[&debug[..], &mounting].concat()).await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            !output.status.success()
+                && stderr.contains("denied the request")
+                && stderr.contains("mounts volume \"landgate\""),
+            "kubectl debug --custom with a launcher volume mount was not refused by landgate \
+             (exit {}); stderr:\n{stderr}",
+            output.status
+        );
+        let output = env
+            .kubectl(&[&debug[..], &["-c", "kubectl-plain", "--", "sh"]].concat())
+            .await?;
+        ensure!(
+            output.status.success(),
+            "plain kubectl debug failed; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+
+        // 3. landgate-init's image replaced in place (images are mutable):
+        // what `kubectl set image pod/target landgate-init=…` sends, a
+        // strategic merge patch that matches init containers by name.
+        let swap = json!({"spec": {"initContainers": [
+            {"name": pods::INIT_CONTAINER, "image": "busybox:1.36"},
+        ]}});
+        refused(
+            api.patch("target", &params, &Patch::Strategic(swap)).await,
+            "landgate-init image swap",
+            "init container \"landgate-init\" (spec.initContainers[0]) in image;",
+        )?;
+
+        // 4. The status annotation edited.
+        let edit = json!({"metadata": {"annotations": {
+            pods::STATUS_ANNOTATION: "{\"version\":1,\"skipped\":\"edited\"}",
+        }}});
+        refused(
+            api.patch("target", &params, &Patch::Merge(edit)).await,
+            "status annotation edit",
+            "edits annotation landgate.dev/status",
+        )?;
+
+        // 5. The opt-out label, which would keep every later update of the
+        // pod from landgate (objectSelector matches old OR new object).
+        let opt_out = json!({"metadata": {"labels": {pods::OPT_OUT_ANNOTATION: "false"}}});
+        refused(
+            api.patch("target", &params, &Patch::Merge(opt_out)).await,
+            "opt-out label on a wrapped pod",
+            "sets label landgate.dev/inject=\"false\"",
+        )?;
+
+        // Control: ordinary updates still pass, here as a whole-object
+        // PUT (an app container's image, a label).
+        let mut ordinary = api.get("target").await?;
+        if let Some(spec) = ordinary.spec.as_mut() {
+            spec.containers[0].image = Some("busybox:1.37".into());
+        }
+        ordinary
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("tier".into(), "front".into());
+        api.replace("target", &PostParams::default(), &ordinary)
+            .await
+            .context("an app image and label update of a wrapped pod")?;
+
+        let after = api.get("target").await?;
+        ensure!(
+            status(&after) == status(&stored) && launcher_image(&after) == launcher_image(&stored),
+            "the sandbox changed: status {:?} -> {:?}, landgate-init image {:?} -> {:?}",
+            status(&stored),
+            status(&after),
+            launcher_image(&stored),
+            launcher_image(&after)
+        );
+        Ok(())
     });
 }

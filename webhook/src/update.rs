@@ -1,0 +1,544 @@
+//! Pod updates after landgate wrapped a pod: old Pod and new Pod in, a
+//! verdict out. No IO, and never a patch: landgate wraps a pod once, at
+//! creation, and on an update only refuses what would reach the sandbox.
+//!
+//! What the API server lets change on a running pod, and why it matters:
+//! - `spec.initContainers[*].image` (images are mutable): landgate-init's
+//!   image swapped for the tenant's takes effect whenever init containers
+//!   run again (the pod sandbox is recreated), and that image writes the
+//!   launcher every container runs through;
+//! - annotations, so `landgate.dev/status`, the record of what was wrapped;
+//! - labels, so `landgate.dev/inject: "false"`, which the shipped
+//!   objectSelector matches: the API server calls a webhook on an update
+//!   when the old OR the new object matches, so once both carry the label
+//!   no later update of the pod reaches landgate;
+//! - `spec.ephemeralContainers`, through the `pods/ephemeralcontainers`
+//!   subresource (`kubectl debug`): an ephemeral container may have
+//!   volumeMounts, so it could mount the `landgate` volume writable and
+//!   replace the launcher for every later restart, probe, hook and
+//!   `kubectl exec`.
+//!
+//! Everything else about a wrapped container (command, env, mounts, probes)
+//! is immutable on a pod; app container images may change freely (the
+//! launcher stays in front of the command).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use crate::derive;
+use crate::mutate::{self, INIT_CONTAINER_NAME, MutateError, Status};
+
+/// Why an update was admitted, for the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// The old pod records no wrapped container: nothing to guard.
+    NotWrapped,
+    /// The pod is wrapped and the update leaves its sandbox alone.
+    SandboxUntouched,
+}
+
+impl Admitted {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotWrapped => "pod update: the pod is not wrapped by landgate",
+            Self::SandboxUntouched => "pod update: nothing landgate guards changed",
+        }
+    }
+}
+
+/// Why an update is refused; the message names the pod, the container and
+/// the field, and what to do instead.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum UpdateError {
+    #[error(
+        "pod {pod}: this update {what} annotation {status}, landgate's record of which containers it wrapped; landgate writes it once, when the pod is created, and refuses any later change. Leave the annotation as it is; to change how the pod is sandboxed, re-create it"
+    )]
+    Status {
+        pod: String,
+        what: &'static str,
+        status: &'static str,
+    },
+    #[error(
+        "pod {pod}: this update adds annotation {status} recording wrapped containers, but landgate did not wrap this pod; only landgate writes that annotation, when it creates a wrapped pod. Remove it from the update"
+    )]
+    ForgedStatus { pod: String, status: &'static str },
+    #[error(
+        "pod {pod}: this update changes init container {container:?} ({field}) in {fields}; landgate-init installs the launcher that every container of the pod runs through, and a changed landgate-init takes effect whenever the init containers run again. Leave it as landgate wrote it; to move the pod to another launcher image, re-create it (roll out its workload) so that landgate builds landgate-init afresh"
+    )]
+    InitContainer {
+        pod: String,
+        container: &'static str,
+        field: String,
+        fields: String,
+    },
+    #[error(
+        "pod {pod}: this update sets label {label}={value:?} on a pod landgate wrapped; with that label the API server stops sending the pod's updates to landgate (objectSelector), so later changes to its sandbox would go unchecked. Opt a pod out when creating it (label or annotation {label}: \"false\" in the manifest), then re-create it"
+    )]
+    OptOutLabel {
+        pod: String,
+        label: &'static str,
+        value: &'static str,
+    },
+    /// A new ephemeral container's mounts (the engine's own check and
+    /// message).
+    #[error(transparent)]
+    Mount(MutateError),
+}
+
+/// The label value the shipped objectSelector (`NotIn ["false"]`) skips.
+const OPT_OUT_VALUE: &str = "false";
+
+/// Decides an UPDATE of a pod (plain, or through `pods/ephemeralcontainers`)
+/// in `namespace`: `Ok` admits it unchanged.
+pub fn check_update(namespace: &str, old: &Pod, new: &Pod) -> Result<Admitted, UpdateError> {
+    let pod = pod_label(namespace, new);
+    let old_status = annotation(old, derive::STATUS);
+    let new_status = annotation(new, derive::STATUS);
+    if !records_wrapped(old_status) {
+        // A status that claims a sandbox the pod does not have would mislead
+        // whoever reads it; no legitimate writer adds one after creation.
+        if old_status != new_status && records_wrapped(new_status) {
+            return Err(UpdateError::ForgedStatus {
+                pod,
+                status: derive::STATUS,
+            });
+        }
+        return Ok(Admitted::NotWrapped);
+    }
+
+    if old_status != new_status {
+        return Err(UpdateError::Status {
+            pod,
+            what: if new_status.is_some() {
+                "edits"
+            } else {
+                "removes"
+            },
+            status: derive::STATUS,
+        });
+    }
+    if label(new, derive::INJECT) == Some(OPT_OUT_VALUE)
+        && label(old, derive::INJECT) != Some(OPT_OUT_VALUE)
+    {
+        return Err(UpdateError::OptOutLabel {
+            pod,
+            label: derive::INJECT,
+            value: OPT_OUT_VALUE,
+        });
+    }
+    check_init_container(&pod, old, new)?;
+    check_ephemeral_containers(&pod, old, new)
+}
+
+/// landgate-init must stay exactly what the old pod had.
+fn check_init_container(pod: &str, old: &Pod, new: &Pod) -> Result<(), UpdateError> {
+    let find = |p: &Pod| {
+        p.spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .enumerate()
+            .find(|(_, c)| c.name == INIT_CONTAINER_NAME)
+            .map(|(i, c)| (i, c.clone()))
+    };
+    let (old_init, new_init) = (find(old), find(new));
+    if old_init.as_ref().map(|(_, c)| c) == new_init.as_ref().map(|(_, c)| c) {
+        return Ok(());
+    }
+    let (field, fields) = match (&old_init, &new_init) {
+        (Some((_, before)), Some((index, after))) => (
+            format!("spec.initContainers[{index}]"),
+            differing_fields(before, after).join(", "),
+        ),
+        // The API server refuses adding or removing init containers on an
+        // update; refused here too, so that no input slips through.
+        (Some((index, _)), None) => (
+            format!("spec.initContainers[{index}]"),
+            "its presence (it was removed)".to_owned(),
+        ),
+        (None, Some((index, _))) => (
+            format!("spec.initContainers[{index}]"),
+            "its presence (it was added)".to_owned(),
+        ),
+        (None, None) => return Ok(()),
+    };
+    Err(UpdateError::InitContainer {
+        pod: pod.to_owned(),
+        container: INIT_CONTAINER_NAME,
+        field,
+        fields,
+    })
+}
+
+/// The top-level fields (JSON names) in which two containers differ; only
+/// on the refusal path.
+fn differing_fields(before: &Container, after: &Container) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return vec!["its fields".to_owned()];
+    };
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Every ephemeral container the update adds (or changes, which the API
+/// server refuses anyway) passes the mount checks of any container of a
+/// wrapped pod. Those already there were admitted before.
+fn check_ephemeral_containers(pod: &str, old: &Pod, new: &Pod) -> Result<Admitted, UpdateError> {
+    let before: BTreeMap<&str, _> = old
+        .spec
+        .iter()
+        .flat_map(|s| s.ephemeral_containers.iter().flatten())
+        .map(|e| (e.name.as_str(), e))
+        .collect();
+    let Some(spec) = new.spec.as_ref() else {
+        return Ok(Admitted::SandboxUntouched);
+    };
+    for (index, container) in spec.ephemeral_containers.iter().flatten().enumerate() {
+        if before.get(container.name.as_str()) == Some(&container) {
+            continue;
+        }
+        let field = format!("spec.ephemeralContainers[{index}]");
+        mutate::check_container_mounts(pod, &field, container, spec).map_err(UpdateError::Mount)?;
+    }
+    Ok(Admitted::SandboxUntouched)
+}
+
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+}
+
+/// Whether a status annotation records wrapped containers. One that does
+/// not parse records none: landgate never admits such a pod wrapped.
+fn records_wrapped(raw: Option<&str>) -> bool {
+    raw.and_then(|raw| mutate::parse_status(raw).ok())
+        .is_some_and(|status: Status| !status.containers.is_empty())
+}
+
+fn pod_label(namespace: &str, pod: &Pod) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or("(unnamed)");
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mutate::{PodContext, Verdict};
+    use crate::settings::Settings;
+    use serde_json::{Value, json};
+
+    const NAMESPACE: &str = "shop";
+
+    /// A pod as landgate stored it: `simple` through the real engine.
+    fn wrapped() -> Value {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "containers": [{
+                    "name": "app",
+                    "image": "busybox:1.36",
+                    "command": ["sleep", "3600"],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }],
+            },
+        }))
+        .unwrap();
+        let annotations = BTreeMap::new();
+        let context = PodContext {
+            namespace: NAMESPACE,
+            namespace_annotations: &annotations,
+        };
+        let mutation = mutate::mutate_pod(&Settings::default(), context, &pod).unwrap();
+        assert_eq!(mutation.verdict, Verdict::Wrapped);
+        serde_json::to_value(mutation.pod).unwrap()
+    }
+
+    fn unwrapped() -> Value {
+        json!({
+            "metadata": {"name": "plain"},
+            "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]},
+        })
+    }
+
+    fn check(old: &Value, new: &Value) -> Result<Admitted, UpdateError> {
+        check_update(
+            NAMESPACE,
+            &serde_json::from_value(old.clone()).unwrap(),
+            &serde_json::from_value(new.clone()).unwrap(),
+        )
+    }
+
+    /// `old`, changed by `edit`, checked as an update of `old`.
+    fn update(old: Value, edit: impl FnOnce(&mut Value)) -> Result<Admitted, UpdateError> {
+        let mut new = old.clone();
+        edit(&mut new);
+        check(&old, &new)
+    }
+
+    fn refusal(result: Result<Admitted, UpdateError>) -> String {
+        match result {
+            Ok(admitted) => panic!("admitted ({admitted:?}), expected a refusal"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    fn debugger(mounts: Value) -> Value {
+        json!({
+            "name": "debugger",
+            "image": "busybox:1.36",
+            "command": ["sh"],
+            "stdin": true,
+            "tty": true,
+            "targetContainerName": "app",
+            "volumeMounts": mounts,
+        })
+    }
+
+    #[test]
+    fn an_unchanged_wrapped_pod_is_admitted() {
+        let pod = wrapped();
+        assert_eq!(check(&pod, &pod), Ok(Admitted::SandboxUntouched));
+    }
+
+    #[rstest::rstest]
+    #[case::edited(json!("{\"version\":1,\"skipped\":\"opted out\"}"), "edits")]
+    #[case::emptied(json!(""), "edits")]
+    #[case::removed(Value::Null, "removes")]
+    fn the_status_may_not_change(#[case] status: Value, #[case] what: &str) {
+        let message = refusal(update(wrapped(), |pod| {
+            let annotations = pod["metadata"]["annotations"].as_object_mut().unwrap();
+            match status {
+                Value::Null => annotations.remove(derive::STATUS),
+                status => annotations.insert(derive::STATUS.into(), status),
+            };
+        }));
+        assert!(message.starts_with("pod shop/web: "), "{message}");
+        assert!(
+            message.contains(&format!("{what} annotation landgate.dev/status")),
+            "{message}"
+        );
+        assert!(message.contains("re-create it"), "{message}");
+    }
+
+    #[test]
+    fn the_status_may_not_be_re_recorded_with_another_hash() {
+        let message = refusal(update(wrapped(), |pod| {
+            let raw = pod["metadata"]["annotations"][derive::STATUS]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let mut status: Value = serde_json::from_str(&raw).unwrap();
+            status["containers"]["app"]["hash"] = json!(format!("sha256:{}", "0".repeat(64)));
+            pod["metadata"]["annotations"][derive::STATUS] = json!(status.to_string());
+        }));
+        assert!(
+            message.contains("edits annotation landgate.dev/status"),
+            "{message}"
+        );
+    }
+
+    #[rstest::rstest]
+    #[case::image("image", json!("evil.example/launcher:latest"))]
+    #[case::command("command", json!(["/bin/sh", "-c", "cp /evil /landgate/landgate"]))]
+    #[case::pull_policy("imagePullPolicy", json!("Always"))]
+    fn landgate_init_may_not_change(#[case] field: &str, #[case] value: Value) {
+        let message = refusal(update(wrapped(), |pod| {
+            pod["spec"]["initContainers"][0][field] = value;
+        }));
+        assert!(
+            message.contains(&format!(
+                "init container \"landgate-init\" (spec.initContainers[0]) in {field};"
+            )),
+            "{message}"
+        );
+        assert!(message.contains("re-create it"), "{message}");
+    }
+
+    #[test]
+    fn landgate_init_names_every_changed_field() {
+        let message = refusal(update(wrapped(), |pod| {
+            pod["spec"]["initContainers"][0]["image"] = json!("evil:1");
+            pod["spec"]["initContainers"][0]["workingDir"] = json!("/tmp");
+        }));
+        assert!(message.contains("in image, workingDir;"), "{message}");
+    }
+
+    #[test]
+    fn landgate_init_may_not_go() {
+        let message = refusal(update(wrapped(), |pod| {
+            pod["spec"]["initContainers"] = json!([]);
+        }));
+        assert!(message.contains("it was removed"), "{message}");
+    }
+
+    #[test]
+    fn app_container_images_may_change() {
+        let result = update(wrapped(), |pod| {
+            pod["spec"]["containers"][0]["image"] = json!("busybox:1.37");
+        });
+        assert_eq!(result, Ok(Admitted::SandboxUntouched));
+    }
+
+    #[test]
+    fn other_metadata_may_change() {
+        let result = update(wrapped(), |pod| {
+            pod["metadata"]["labels"]["tier"] = json!("front");
+            pod["metadata"]["labels"][derive::INJECT] = json!("enabled");
+            pod["metadata"]["annotations"]["example.com/owner"] = json!("alice");
+        });
+        assert_eq!(result, Ok(Admitted::SandboxUntouched));
+    }
+
+    #[test]
+    fn the_opt_out_label_may_not_be_added() {
+        let message = refusal(update(wrapped(), |pod| {
+            pod["metadata"]["labels"][derive::INJECT] = json!("false");
+        }));
+        assert!(
+            message.contains("sets label landgate.dev/inject=\"false\""),
+            "{message}"
+        );
+        assert!(message.contains("objectSelector"), "{message}");
+    }
+
+    #[test]
+    fn a_plain_debug_container_is_admitted() {
+        // What `kubectl debug -it web --image=busybox:1.36 --target=app` adds.
+        let result = update(wrapped(), |pod| {
+            pod["spec"]["ephemeralContainers"] = json!([debugger(json!(null))]);
+        });
+        assert_eq!(result, Ok(Admitted::SandboxUntouched));
+    }
+
+    #[test]
+    fn a_debug_container_may_mount_the_pods_own_volumes() {
+        let result = update(wrapped(), |pod| {
+            pod["spec"]["ephemeralContainers"] =
+                json!([debugger(json!([{"name": "data", "mountPath": "/data"}]))]);
+        });
+        assert_eq!(result, Ok(Admitted::SandboxUntouched));
+    }
+
+    #[rstest::rstest]
+    #[case::launcher_volume_rw(json!([{"name": "landgate", "mountPath": "/lg"}]), "mounts volume \"landgate\"")]
+    #[case::launcher_volume_ro(
+        json!([{"name": "landgate", "mountPath": "/landgate", "readOnly": true}]),
+        "mounts volume \"landgate\""
+    )]
+    #[case::under_launcher_dir(json!([{"name": "data", "mountPath": "/landgate/x"}]), "landgate reserves")]
+    #[case::relative(json!([{"name": "data", "mountPath": "landgate/bin"}]), "landgate reserves")]
+    #[case::parent_dir(json!([{"name": "data", "mountPath": "/x/../landgate"}]), "`..`")]
+    #[case::nested(
+        json!([
+            {"name": "data", "mountPath": "/data"},
+            {"name": "data", "mountPath": "/data/sub"},
+        ]),
+        "whose content the pod controls"
+    )]
+    fn a_debug_container_may_not_reach_the_launcher(#[case] mounts: Value, #[case] needle: &str) {
+        let old = wrapped();
+        let mut new = old.clone();
+        new["spec"]["ephemeralContainers"] = json!([debugger(mounts)]);
+        let message = refusal(check(&old, &new));
+        assert!(message.contains(needle), "{message}");
+        assert!(message.contains("pod shop/web"), "{message}");
+        assert!(
+            message.contains("\"debugger\" (spec.ephemeralContainers[0]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_launcher_volume_device_is_refused() {
+        let message = refusal(update(wrapped(), |pod| {
+            let mut debugger = debugger(json!(null));
+            debugger["volumeDevices"] = json!([{"name": "landgate", "devicePath": "/dev/lg"}]);
+            pod["spec"]["ephemeralContainers"] = json!([debugger]);
+        }));
+        assert!(message.contains("as a device"), "{message}");
+    }
+
+    #[test]
+    fn only_new_ephemeral_containers_are_checked() {
+        // One admitted before this rule existed stays; the update adds a
+        // plain one next to it.
+        let mut old = wrapped();
+        old["spec"]["ephemeralContainers"] =
+            json!([debugger(json!([{"name": "landgate", "mountPath": "/lg"}]))]);
+        let mut new = old.clone();
+        let mut second = debugger(json!(null));
+        second["name"] = json!("debugger-2");
+        new["spec"]["ephemeralContainers"]
+            .as_array_mut()
+            .unwrap()
+            .push(second);
+        assert_eq!(check(&old, &new), Ok(Admitted::SandboxUntouched));
+
+        // A changed one is checked like a new one (the API server refuses
+        // the change anyway).
+        let mut changed = old.clone();
+        changed["spec"]["ephemeralContainers"][0]["image"] = json!("busybox:1.37");
+        assert!(refusal(check(&old, &changed)).contains("spec.ephemeralContainers[0]"));
+    }
+
+    #[test]
+    fn an_unwrapped_pod_may_change_anything() {
+        let old = unwrapped();
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("busybox:1.37");
+        new["spec"]["ephemeralContainers"] =
+            json!([debugger(json!([{"name": "x", "mountPath": "/landgate"}]))]);
+        assert_eq!(check(&old, &new), Ok(Admitted::NotWrapped));
+    }
+
+    #[rstest::rstest]
+    #[case::skipped(json!({"landgate.dev/status": "{\"version\":1,\"skipped\":\"opted out\"}"}))]
+    #[case::unreadable(json!({"landgate.dev/status": "not json"}))]
+    fn a_pod_whose_status_records_no_wrapping_is_not_guarded(#[case] annotations: Value) {
+        let mut old = unwrapped();
+        old["metadata"]["annotations"] = annotations;
+        let mut new = old.clone();
+        new["metadata"]["annotations"] = json!({});
+        assert_eq!(check(&old, &new), Ok(Admitted::NotWrapped));
+    }
+
+    #[test]
+    fn a_wrapped_status_may_not_be_forged_onto_an_unwrapped_pod() {
+        let status = wrapped()["metadata"]["annotations"][derive::STATUS].clone();
+        let message = refusal(update(unwrapped(), |pod| {
+            pod["metadata"]["annotations"] = json!({derive::STATUS: status});
+        }));
+        assert!(
+            message.contains("pod shop/plain: this update adds"),
+            "{message}"
+        );
+        assert!(
+            message.contains("landgate did not wrap this pod"),
+            "{message}"
+        );
+    }
+}
