@@ -186,6 +186,24 @@ pub fn check(
     gets_launcher: bool,
 ) -> Result<(), MountError> {
     let container = of.container.to_owned();
+    // Where the kubelet will place something, refused at or beneath
+    // /landgate.
+    let place = |raw: &str, field: &str, sub: &str, what: String| {
+        let path = normalise(raw).map_err(|error| MountError::Path {
+            container: container.clone(),
+            field: format!("{field}{sub}"),
+            error,
+        })?;
+        if in_launcher_dir(&path) {
+            return Err(MountError::UnderLauncherDir {
+                container: container.clone(),
+                field: field.to_owned(),
+                what,
+                path,
+            });
+        }
+        Ok(path)
+    };
     let mut placed: Vec<(AbsPath, &str, String)> = Vec::new();
     for (i, mount) in of.volume_mounts.iter().enumerate() {
         let field = format!("{}.volumeMounts[{i}]", of.field);
@@ -199,19 +217,8 @@ pub fn check(
                 path: mount.mount_path.clone(),
             });
         }
-        let path = normalise(&mount.mount_path).map_err(|error| MountError::Path {
-            container: container.clone(),
-            field: format!("{field}.mountPath"),
-            error,
-        })?;
-        if in_launcher_dir(&path) {
-            return Err(MountError::UnderLauncherDir {
-                container,
-                field,
-                what: format!("mounts volume {:?}", mount.name),
-                path,
-            });
-        }
+        let what = format!("mounts volume {:?}", mount.name);
+        let path = place(&mount.mount_path, &field, ".mountPath", what)?;
         placed.push((path, &mount.name, field));
     }
     for (i, device) in of.volume_devices.iter().enumerate() {
@@ -219,36 +226,13 @@ pub fn check(
         if device.name == LAUNCHER_VOLUME {
             return Err(MountError::LauncherDevice { container, field });
         }
-        let path = normalise(&device.device_path).map_err(|error| MountError::Path {
-            container: container.clone(),
-            field: format!("{field}.devicePath"),
-            error,
-        })?;
-        if in_launcher_dir(&path) {
-            return Err(MountError::UnderLauncherDir {
-                container,
-                field,
-                what: format!("places device {:?}", device.name),
-                path,
-            });
-        }
+        let what = format!("places device {:?}", device.name);
+        place(&device.device_path, &field, ".devicePath", what)?;
     }
     // The kubelet bind-mounts the termination log file there.
     if let Some(raw) = of.termination_message_path {
         let field = format!("{}.terminationMessagePath", of.field);
-        let path = normalise(raw).map_err(|error| MountError::Path {
-            container: container.clone(),
-            field: field.clone(),
-            error,
-        })?;
-        if in_launcher_dir(&path) {
-            return Err(MountError::UnderLauncherDir {
-                container,
-                field,
-                what: "has its termination log".to_owned(),
-                path,
-            });
-        }
+        place(raw, &field, "", "has its termination log".to_owned())?;
     }
     // Runtimes mount in order of depth and resolve each destination
     // through the symlinks already in place (runc's SecureJoin): a mount

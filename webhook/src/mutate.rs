@@ -2907,51 +2907,42 @@ mod escapes {
         rebuilt(&v, &[]);
     }
 
+    /// A wrapped pod whose container has `path` as its PATH, with a status
+    /// forged to match it (the hash is not a secret).
+    fn forged(path_before: &str, path: &str, edit: PathEdit) -> Value {
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["env"] = json!([{"name": "PATH", "value": path_before}]);
+        let mut done = wrapped(&v);
+        let c = &mut done["spec"]["containers"][0];
+        let command: Vec<String> = serde_json::from_value(c["command"].clone()).unwrap();
+        let env = c["env"].as_array_mut().unwrap();
+        env[0]["value"] = json!(path);
+        let policy = env.iter().find(|e| e["name"] == POLICY_ENV).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let recorded = (edit != PathEdit::Untouched).then_some(path);
+        let hash = container_hash("web", &command, &policy, recorded, edit);
+        let status = Status {
+            version: STATUS_VERSION,
+            containers: BTreeMap::from([("web".to_owned(), WrappedContainer { hash, path: edit })]),
+            skipped: None,
+        };
+        done["metadata"]["annotations"][derive::STATUS] = json!(status.to_annotation());
+        done
+    }
+
     #[test]
     fn a_forged_untouched_path_is_tampering() {
         // A status that claims PATH comes from valueFrom while the container
         // has a plain PATH without /landgate/bin: `kubectl exec … sh` would
         // not be caught.
-        let mut v = web_pod();
-        v["spec"]["containers"][0]["env"] = json!([{"name": "PATH", "value": "/usr/bin:/bin"}]);
-        let mut done = wrapped(&v);
-        let c = &mut done["spec"]["containers"][0];
-        let command: Vec<String> = serde_json::from_value(c["command"].clone()).unwrap();
-        let env = c["env"].as_array_mut().unwrap();
-        env[0]["value"] = json!("/usr/bin:/bin");
-        let policy = env.iter().find(|e| e["name"] == POLICY_ENV).unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let hash = container_hash("web", &command, &policy, None, PathEdit::Untouched);
-        let forged =
-            json!({"version": 1, "containers": {"web": {"hash": hash, "path": "untouched"}}});
-        done["metadata"]["annotations"][derive::STATUS] = json!(forged.to_string());
+        let done = forged("/usr/bin:/bin", "/usr/bin:/bin", PathEdit::Untouched);
         let err = refused(&done);
         assert!(err.contains("PATH"), "{err}");
 
         // And a PATH that only starts with the same letters.
-        let mut v = web_pod();
-        v["spec"]["containers"][0]["env"] = json!([{"name": "PATH", "value": "/usr/bin"}]);
-        let mut done = wrapped(&v);
-        let c = &mut done["spec"]["containers"][0];
-        let command: Vec<String> = serde_json::from_value(c["command"].clone()).unwrap();
-        let env = c["env"].as_array_mut().unwrap();
-        env[0]["value"] = json!("/landgate/binx:/usr/bin");
-        let policy = env.iter().find(|e| e["name"] == POLICY_ENV).unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let hash = container_hash(
-            "web",
-            &command,
-            &policy,
-            Some("/landgate/binx:/usr/bin"),
-            PathEdit::Prefixed,
-        );
-        let forged =
-            json!({"version": 1, "containers": {"web": {"hash": hash, "path": "prefixed"}}});
-        done["metadata"]["annotations"][derive::STATUS] = json!(forged.to_string());
+        let done = forged("/usr/bin", "/landgate/binx:/usr/bin", PathEdit::Prefixed);
         assert!(refused(&done).contains("PATH"));
     }
 
