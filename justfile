@@ -59,6 +59,20 @@ bench:
     cargo bench -p landgate-webhook --bench serve
     cargo bench -p landgate-launcher --bench exec_overhead
 
+# Soak (not part of `just test`): the release webhook, two replicas behind a loopback proxy, paced reviews under idle/slow/oversized/malformed/HTTP/2-flood abuse, two certificate rotations and a replica restart. Prints its figures; fails on a missed goal.
+soak reviews="10000" idle="1000" rate="500":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Each idle connection costs the soak three descriptors (client, both
+    # proxy ends) and a replica one; the replicas inherit this limit too.
+    want=16384
+    hard=$(ulimit -Hn)
+    if [[ $hard != unlimited ]] && (( hard < want )); then want=$hard; fi
+    ulimit -n "$want"
+    echo "soak: open-file limit $(ulimit -n)"
+    LANDGATE_SOAK_REVIEWS={{reviews}} LANDGATE_SOAK_IDLE={{idle}} LANDGATE_SOAK_RATE={{rate}} \
+        cargo bench -p landgate-webhook --bench soak
+
 # Preview what the webhook would do to a manifest (Pod, Deployment, Job, ...).
 preview file output="yaml":
     cargo run -q -p landgate-webhook -- preview -f {{file}} -o {{output}}
@@ -78,3 +92,49 @@ fmt:
 
 clippy:
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Fuzz every target for `seconds` each (nightly + cargo-fuzz; not part of `just test`). Findings land in fuzz/artifacts/<target>/; see fuzz/README.md.
+fuzz seconds="60" sanitizer="none":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        echo "fuzz: cargo-fuzz is not installed; installing it (cargo install cargo-fuzz --locked)"
+        cargo install cargo-fuzz --locked
+    fi
+    # sanitizer "none": the code under test is safe Rust, and ASan would cost
+    # half the executions of a short run (`just fuzz 600 address` for it).
+    cargo +nightly fuzz build --sanitizer {{sanitizer}}
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    failed=0
+    report=()
+    for target in $(cargo +nightly fuzz list); do
+        mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
+        # Byte-level targets also start from their regression inputs; the
+        # structure-aware ones store those as JSON, not as fuzzer input.
+        seeds=()
+        case $target in
+            admission_review) seeds=("fuzz/regressions/$target" tests/fixtures/admission) ;;
+            policy|status) seeds=("fuzz/regressions/$target") ;;
+        esac
+        dict=()
+        [[ -f "fuzz/dicts/$target.dict" ]] && dict=("-dict=fuzz/dicts/$target.dict")
+        before=$(ls "fuzz/artifacts/$target" | wc -l)
+        echo "fuzz: $target for {{seconds}}s"
+        cargo +nightly fuzz run --sanitizer {{sanitizer}} "$target" "fuzz/corpus/$target" "${seeds[@]}" -- \
+            -max_total_time={{seconds}} -print_final_stats=1 "${dict[@]}" >"$log" 2>&1 || true
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+        [[ -n $runs ]] || runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -1)
+        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+        crashes=$(( $(ls "fuzz/artifacts/$target" | wc -l) - before ))
+        if (( crashes > 0 )) || [[ -z $runs ]]; then
+            failed=1
+            tail -n 40 "$log"
+        fi
+        report+=("$(printf '%-18s %12s executions %8s/s %3d crashes' "$target" "${runs:-?}" "${rate:-?}" "$crashes")")
+    done
+    printf '%s\n' "${report[@]}"
+    if (( failed )); then
+        echo "fuzz: findings in fuzz/artifacts/ (reproduce: cargo +nightly fuzz run <target> <file>)" >&2
+        exit 1
+    fi

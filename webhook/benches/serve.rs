@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use landgate_webhook::server::{self, ServerConfig};
+use landgate_webhook::server::{self, ConnectionLimits, ServerConfig};
 use landgate_webhook::settings::Settings;
 use landgate_webhook::tls;
 
@@ -49,6 +49,18 @@ fn main() {
         max_body_bytes: 4 << 20,
         request_timeout: Duration::from_secs(3),
         shutdown_grace: Duration::from_secs(5),
+        // The `serve` defaults.
+        connections: ConnectionLimits {
+            handshake_timeout: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            http2_keepalive_interval: Some(Duration::from_secs(30)),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            max_concurrent_streams: 100,
+            max_connections: 1024,
+            admin_max_connections: 64,
+        },
     };
 
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");

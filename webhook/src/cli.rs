@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::preview::{self, OutputFormat};
-use crate::server::{self, ServerConfig};
+use crate::server::{self, ConnectionLimits, ServerConfig};
 use crate::settings::Settings;
 use crate::tls::{self, CertFiles};
 
@@ -28,7 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve admission reviews over HTTPS (POST /mutate, POST /preview) and
     /// health/metrics over plain HTTP.
-    Serve(ServeArgs),
+    // Boxed: the serve flags outweigh the preview ones many times over.
+    Serve(Box<ServeArgs>),
     /// Show what the webhook would do to manifests, without a cluster.
     Preview(PreviewArgs),
 }
@@ -95,6 +96,58 @@ pub struct LimitArgs {
     /// How long SIGTERM waits for in-flight requests before closing.
     #[arg(long, env = "LANDGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// A TLS handshake not finished in this time is dropped. 10s is what the
+    /// API server allows itself (client-go's TLSHandshakeTimeout): waiting
+    /// longer only serves clients that are not the API server.
+    #[arg(long, env = "LANDGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub handshake_timeout: Duration,
+    /// A connection must send the complete headers of its first request this
+    /// long after the handshake, or it is closed (HTTP/1.1 and HTTP/2 alike).
+    /// The API server sends its review as soon as it is connected, and gives
+    /// up after timeoutSeconds (at most 30s, 5s in the manifests): 10s only
+    /// catches clients that connect and wait.
+    #[arg(long, env = "LANDGATE_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub first_request_timeout: Duration,
+    /// HTTP/1.1: once a later request on a kept-alive connection has begun
+    /// to arrive, its headers must be complete within this time (slowloris).
+    /// The body is bounded by --request-timeout.
+    #[arg(long, env = "LANDGATE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed
+    /// (HTTP/2 with GOAWAY). Longer than the API server's own idle close
+    /// (client-go keeps Go's IdleConnTimeout, 90s), so that the API server,
+    /// not landgate, closes an idle connection: a close from this side can
+    /// cross a review being sent, and Go does not retry a POST it has
+    /// written.
+    #[arg(long, env = "LANDGATE_IDLE_TIMEOUT", default_value = "2m", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+    /// HTTP/2: PING a peer that sent nothing for this long (0 disables), to
+    /// find dead peers (a node gone without closing its connections) sooner
+    /// than TCP does. client-go pings from its side every 30s too.
+    #[arg(long, env = "LANDGATE_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// HTTP/2: a PING unanswered for this long closes the connection.
+    #[arg(long, env = "LANDGATE_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub http2_keepalive_timeout: Duration,
+    /// Connections open at once on the HTTPS port, handshakes included.
+    /// Beyond it a new connection is accepted and closed at once (counted in
+    /// landgate_connections_refused_total) while open ones are served. An
+    /// API server keeps one or a few HTTP/2 connections per webhook, so 1024
+    /// is far above legitimate use and still bounds file descriptors and
+    /// memory. Lowered at start, with a warning, if the open-file limit
+    /// cannot hold it.
+    #[arg(long, env = "LANDGATE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// HTTP/2 requests in flight per connection (SETTINGS_MAX_CONCURRENT_
+    /// STREAMS); a client that opens more gets REFUSED_STREAM. 100 is the
+    /// floor RFC 9113 recommends; Go's client opens another connection
+    /// rather than fail when all streams of one are busy.
+    #[arg(long, env = "LANDGATE_MAX_CONCURRENT_STREAMS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
+    /// Connections open at once on the admin port: the kubelet's probes and
+    /// Prometheus need a handful.
+    #[arg(long, env = "LANDGATE_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -126,6 +179,15 @@ pub struct PreviewArgs {
     pub settings: Settings,
 }
 
+/// Like [`parse_duration`], refusing zero: a zero deadline would close every
+/// connection at once.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?}: a timeout must be longer than 0")),
+        duration => Ok(duration),
+    }
+}
+
 /// Parses `500ms`, `3s`, `2m` (or a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -147,7 +209,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve(args),
+            Command::Serve(args) => serve(*args),
             Command::Preview(args) => run_preview(args),
         }
     }
@@ -184,6 +246,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_body_bytes,
                 request_timeout,
                 shutdown_grace,
+                handshake_timeout,
+                first_request_timeout,
+                header_read_timeout,
+                idle_timeout,
+                http2_keepalive_interval,
+                http2_keepalive_timeout,
+                max_connections,
+                max_concurrent_streams,
+                admin_max_connections,
             },
         log,
         settings,
@@ -211,6 +282,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes,
         request_timeout,
         shutdown_grace,
+        connections: ConnectionLimits {
+            handshake_timeout,
+            first_request_timeout,
+            header_read_timeout,
+            idle_timeout,
+            http2_keepalive_interval: (!http2_keepalive_interval.is_zero())
+                .then_some(http2_keepalive_interval),
+            http2_keepalive_timeout,
+            max_concurrent_streams,
+            max_connections,
+            admin_max_connections,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -319,5 +402,45 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("3h").is_err());
         assert!(parse_duration("fast").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("300ms"), Ok(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn connection_limits_have_defaults() {
+        let Cli {
+            command: Command::Serve(args),
+        } = Cli::try_parse_from(["landgate-webhook", "serve", "--dev-certs"]).unwrap()
+        else {
+            panic!("serve parses");
+        };
+        let limits = args.limits;
+        assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(limits.first_request_timeout, Duration::from_secs(10));
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        // Longer than client-go's 90s idle close: the API server closes first.
+        assert!(limits.idle_timeout > Duration::from_secs(90));
+        assert_eq!(limits.max_connections, 1024);
+        assert_eq!(limits.max_concurrent_streams, 100);
+        assert!(
+            Cli::try_parse_from([
+                "landgate-webhook",
+                "serve",
+                "--dev-certs",
+                "--max-connections",
+                "0"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "landgate-webhook",
+                "serve",
+                "--dev-certs",
+                "--idle-timeout",
+                "0"
+            ])
+            .is_err()
+        );
     }
 }

@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::admission::ReviewOutcome;
+use crate::server::{CloseReason, Listener};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -20,6 +21,17 @@ struct OutcomeLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CloseLabels {
+    listener: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -36,6 +48,9 @@ pub struct Metrics {
     previews: Counter,
     bad_requests: Family<StatusLabels, Counter>,
     certificate_reloads: Counter,
+    connections_open: Family<ListenerLabels, Gauge>,
+    connections_refused: Family<ListenerLabels, Counter>,
+    connections_closed: Family<CloseLabels, Counter>,
 }
 
 impl Metrics {
@@ -52,6 +67,9 @@ impl Metrics {
             previews: Counter::default(),
             bad_requests: Family::default(),
             certificate_reloads: Counter::default(),
+            connections_open: Family::default(),
+            connections_refused: Family::default(),
+            connections_closed: Family::default(),
         };
         registry.register(
             "admission_reviews",
@@ -89,6 +107,34 @@ impl Metrics {
             "Times the serving certificate was re-read after changing on disk",
             metrics.certificate_reloads.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Connections open now (TLS handshakes in progress included), by listener",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because the listener was at its cap (--max-connections, --admin-max-connections)",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections ended, by listener and reason (peer, shutdown, handshake_failed, or the deadline that closed it)",
+            metrics.connections_closed.clone(),
+        );
+        for listener in Listener::ALL {
+            let labels = ListenerLabels {
+                listener: listener.as_str(),
+            };
+            let _ = metrics.connections_open.get_or_create(&labels);
+            let _ = metrics.connections_refused.get_or_create(&labels);
+            for reason in CloseReason::ALL {
+                let _ = metrics.connections_closed.get_or_create(&CloseLabels {
+                    listener: listener.as_str(),
+                    reason: reason.as_str(),
+                });
+            }
+        }
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -121,6 +167,36 @@ impl Metrics {
     pub fn certificate_reloaded(&self) {
         self.certificate_reloads.inc();
     }
+
+    pub fn connection_opened(&self, listener: Listener) {
+        self.connections_open
+            .get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn connection_closed(&self, listener: Listener, reason: CloseReason) {
+        self.connections_open
+            .get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            })
+            .dec();
+        self.connections_closed
+            .get_or_create(&CloseLabels {
+                listener: listener.as_str(),
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn connection_refused(&self, listener: Listener) {
+        self.connections_refused
+            .get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            })
+            .inc();
+    }
 }
 
 /// Renders the registry in the Prometheus text format.
@@ -150,5 +226,24 @@ mod tests {
         assert!(text.contains(r#"landgate_admission_reviews_total{outcome="error"} 0"#));
         assert!(text.contains("landgate_admission_review_duration_seconds_count 3"));
         assert!(text.contains(r#"landgate_build_info{version="0.1.0"} 1"#));
+    }
+
+    #[test]
+    fn counts_connections_by_listener_and_reason() {
+        let (metrics, registry) = Metrics::new();
+        metrics.connection_opened(Listener::Admission);
+        metrics.connection_opened(Listener::Admission);
+        metrics.connection_closed(Listener::Admission, CloseReason::IdleTimeout);
+        metrics.connection_refused(Listener::Admission);
+        let text = encode(&registry);
+        for line in [
+            r#"landgate_connections_open{listener="admission"} 1"#,
+            r#"landgate_connections_open{listener="admin"} 0"#,
+            r#"landgate_connections_refused_total{listener="admission"} 1"#,
+            r#"landgate_connections_closed_total{listener="admission",reason="idle_timeout"} 1"#,
+            r#"landgate_connections_closed_total{listener="admission",reason="first_request_timeout"} 0"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! The real `landgate-webhook serve` binary on loopback, with generated
 //! certificates, spoken to over TLS by a client that trusts only that CA.
 
+#[path = "support/wire.rs"]
+mod wire;
+
 use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,12 +22,6 @@ const POD_CREATE_DRY_RUN: &str =
 const CONFIGMAP_CREATE: &str = include_str!("../../tests/fixtures/admission/configmap-create.json");
 const POD_CREATE_BAD_ANNOTATION: &str =
     include_str!("../../tests/fixtures/admission/pod-create-bad-annotation.json");
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-}
 
 /// A running webhook process; killed on drop, its log printed if the test failed.
 struct Webhook {
@@ -44,12 +41,12 @@ impl Webhook {
         let (cert, key) = ca.issue(&dev_names()).unwrap();
         std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
         std::fs::write(dir.path().join("tls.key"), key).unwrap();
-        let (addr, admin) = (free_port(), free_port());
         let log = dir.path().join("webhook.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
+        // Port 0: the webhook binds, then logs the addresses it got.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
             .arg("serve")
-            .args(["--listen", &addr.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(dir.path().join("tls.crt"))
             .arg("--tls-key")
@@ -60,6 +57,7 @@ impl Webhook {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("landgate-webhook starts");
+        let (addr, admin) = bound_addresses(&mut child, &log);
         let mut webhook = Self {
             child,
             addr,
@@ -137,6 +135,30 @@ impl Drop for Webhook {
         if std::thread::panicking() {
             eprintln!("--- webhook log ---\n{}", self.log_text());
         }
+    }
+}
+
+/// The addresses from the webhook's "serving" log line (JSON).
+fn bound_addresses(child: &mut Child, log: &std::path::Path) -> (SocketAddr, SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let serving = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| entry["listen"].is_string() && entry["admin"].is_string());
+        if let Some(entry) = serving {
+            let addr = |key: &str| entry[key].as_str().unwrap().parse().unwrap();
+            return (addr("listen"), addr("admin"));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("webhook exited early with {status}:\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no listen address logged after 20s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -508,4 +530,54 @@ async fn metrics_count_what_happened() {
     assert_eq!(entry["namespace"], "shop");
     assert_eq!(entry["name"], "web");
     assert!(!line.contains("nginx:1.27"), "{line}");
+}
+
+#[tokio::test]
+async fn connection_limit_flags_reach_the_server() {
+    let webhook = Webhook::start(&[
+        "--first-request-timeout",
+        "1s",
+        "--max-connections",
+        "2",
+        "--max-concurrent-streams",
+        "7",
+    ]);
+    let ca = webhook.ca.ca_pem();
+    // HTTP/2 peers are told the stream limit...
+    let mut h2 = wire::connect(&wire::connector(&ca, &[b"h2"]), webhook.addr)
+        .await
+        .unwrap();
+    h2.write_all(&wire::preface()).await.unwrap();
+    let settings = wire::next_frame(&mut h2).await.unwrap().expect("SETTINGS");
+    assert!(
+        settings
+            .settings()
+            .contains(&(wire::SETTINGS_MAX_CONCURRENT_STREAMS, 7)),
+        "{settings:?}"
+    );
+    // ...a second connection fills the cap and a third is refused...
+    let connector = wire::connector(&ca, &[]);
+    let mut silent = wire::connect(&connector, webhook.addr).await.unwrap();
+    assert!(wire::connect(&connector, webhook.addr).await.is_err());
+    // ...and both, having sent no request, are closed.
+    wire::closed_within(&mut silent, Duration::from_secs(4))
+        .await
+        .expect("a connection without a request is closed after --first-request-timeout");
+    wire::closed_within(&mut h2, Duration::from_secs(4))
+        .await
+        .expect("an HTTP/2 connection without a stream is closed after --first-request-timeout");
+    // The count follows the close by a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (_, metrics) = http_get(webhook.admin, "/metrics").unwrap();
+        let missing = [
+            r#"landgate_connections_refused_total{listener="admission"} 1"#,
+            r#"landgate_connections_closed_total{listener="admission",reason="first_request_timeout"} 2"#,
+        ]
+        .into_iter()
+        .find(|line| !metrics.contains(line));
+        let Some(line) = missing else { break };
+        assert!(Instant::now() < deadline, "missing {line:?} in:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
