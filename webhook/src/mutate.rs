@@ -1071,6 +1071,19 @@ impl<'a> Engine<'a> {
                 "rename that init container",
             ));
         }
+        // Any other container of that name (an app container, or one a later
+        // webhook added on reinvocation): names are unique across the lists.
+        if let Some(view) = self
+            .views
+            .iter()
+            .find(|v| v.current.name == INIT_CONTAINER_NAME)
+        {
+            return Err(reserved(
+                view.field(),
+                format!("is named {INIT_CONTAINER_NAME:?}"),
+                "rename that container",
+            ));
+        }
         if let Some(pos) = self.volume_pos.filter(|_| !self.wrapped_before) {
             return Err(reserved(
                 format!("spec.volumes[{pos}]"),
@@ -2788,6 +2801,25 @@ mod escapes {
             err.contains(what) && err.contains("landgate reserves"),
             "{err}"
         );
+    }
+
+    /// Found by fuzzing: an app container named landgate-init, on the first
+    /// pass or added before a reinvocation, would give the pod two.
+    #[test]
+    fn the_init_container_name_is_reserved_in_every_list() {
+        let mut v = web_pod();
+        v["spec"]["containers"][0]["name"] = json!("landgate-init");
+        let err = refused(&v);
+        assert!(
+            err.contains("spec.containers[0] is named \"landgate-init\""),
+            "{err}"
+        );
+        let mut done = wrapped(&web_pod());
+        done["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "landgate-init", "image": "busybox", "command": ["true"]}));
+        assert!(refused(&done).contains("spec.containers[1] is named \"landgate-init\""));
     }
 
     #[test]
