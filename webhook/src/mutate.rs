@@ -1293,11 +1293,19 @@ fn update_container(
     warnings: &mut Vec<String>,
 ) -> WrappedContainer {
     let c = view.current;
+    // The LANDGATE_* variables a previous pass wrote: LANDGATE_POLICY and
+    // one empty marker (a later webhook's LANDGATE_ACTIVE=1, or a second
+    // copy, is not landgate's).
+    let env = c.env.as_deref().unwrap_or_default();
+    let marker = env.iter().rposition(is_active_marker);
     let kept = strip_user_env(
         ops,
         base,
         c,
-        is_landgate_owned,
+        |var| {
+            var.name == POLICY_ENV
+                || (is_active_marker(var) && marker.is_some_and(|i| std::ptr::eq(var, &env[i])))
+        },
         "the LANDGATE_* variables are landgate's",
         warnings,
     );
@@ -1574,12 +1582,6 @@ fn is_active_marker(var: &EnvVar) -> bool {
     var.name == ACTIVE_ENV
         && var.value_from.is_none()
         && var.value.as_deref().unwrap_or_default().is_empty()
-}
-
-/// The LANDGATE_* variables a previous pass wrote (a later webhook's
-/// LANDGATE_ACTIVE=1 is not one of them).
-fn is_landgate_owned(var: &EnvVar) -> bool {
-    var.name == POLICY_ENV || is_active_marker(var)
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {
