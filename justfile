@@ -129,7 +129,9 @@ fuzz seconds="60" sanitizer="none":
         crashes=$(( $(ls "fuzz/artifacts/$target" | wc -l) - before ))
         if (( crashes > 0 )) || [[ -z $runs ]]; then
             failed=1
-            tail -n 40 "$log"
+            # The panic message and the saved input, without the backtrace;
+            # the whole log when libFuzzer never ran.
+            grep -A1 -E "panicked at|^==[0-9]+== ERROR|Test unit written to" "$log" || tail -n 40 "$log"
         fi
         report+=("$(printf '%-18s %12s executions %8s/s %3d crashes' "$target" "${runs:-?}" "${rate:-?}" "$crashes")")
     done
