@@ -80,11 +80,24 @@ async fn locate_or_build() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// A loopback port nobody listens on right now (the kernel picks it).
+/// A loopback port nobody listens on right now, below the kernel's
+/// ephemeral range (32768 and up by default): a port the kernel picks for
+/// us can be handed to someone's outgoing connection (the API server's,
+/// etcd's) before the webhook binds it, which failed a run with EADDRINUSE.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 for a port")?;
-    Ok(listener.local_addr()?.port())
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..COUNT {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port =
+            u16::try_from(FIRST + seed.wrapping_add(step) % COUNT).context("port arithmetic")?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// One running `landgate-webhook serve`.
