@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rstest::rstest;
@@ -100,32 +99,6 @@ fn allow_io_uring_lets_mptcp_sockets_from_io_uring_bind_undeclared_ports() {
         &[probe_str(), "bind", &format!("127.0.0.1:{undeclared}")],
     );
     assert_eq!(plain.probe_errno(), Some(EACCES), "{plain:#?}");
-}
-
-/// A listener outside the sandbox, non-blocking so that the test can ask
-/// whether anything connected.
-fn outside_listener() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    (listener, addr)
-}
-
-/// Whether a connection arrives within `wait`.
-fn accepts_within(listener: &TcpListener, wait: Duration) -> bool {
-    let deadline = Instant::now() + wait;
-    loop {
-        match listener.accept() {
-            Ok(_) => return true,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(err) => panic!("accept: {err}"),
-        }
-    }
 }
 
 #[test]

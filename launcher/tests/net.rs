@@ -3,7 +3,7 @@
 mod common;
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rstest::rstest;
@@ -103,32 +103,6 @@ fn mptcp_is_left_alone_when_tcp_is_unrestricted() {
     exec(&fs_only, &[probe_str(), "mptcp-socket"])
         .assert_code(0)
         .assert_stdout("ok mptcp socket created");
-}
-
-/// A listener outside the sandbox, non-blocking so that the test can ask
-/// whether anything connected.
-fn outside_listener() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    (listener, addr)
-}
-
-/// Whether a connection arrives within `wait`.
-fn accepts_within(listener: &TcpListener, wait: Duration) -> bool {
-    let deadline = Instant::now() + wait;
-    loop {
-        match listener.accept() {
-            Ok(_) => return true,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(err) => panic!("accept: {err}"),
-        }
-    }
 }
 
 /// The premise of the TCP Fast Open filter: the client bit of

@@ -2631,6 +2631,19 @@ mod escapes {
         serde_json::to_value(&m.pod).unwrap()
     }
 
+    /// The first container's LANDGATE_POLICY as written into the pod.
+    fn policy_of(p: &Value) -> String {
+        p["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == POLICY_ENV)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     fn web_pod() -> Value {
         json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -3002,15 +3015,7 @@ mod escapes {
         let m = mutate(&v).unwrap();
         assert_eq!(m.verdict, Verdict::Wrapped);
         let fixed = serde_json::to_value(&m.pod).unwrap();
-        let policy = fixed["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == POLICY_ENV)
-            .unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let policy = policy_of(&fixed);
         assert_ne!(policy, lax);
         assert!(policy.contains("\"bind\":[8080]"), "{policy}");
     }
@@ -3022,15 +3027,7 @@ mod escapes {
         v["metadata"]["annotations"] = json!({"landgate.dev/writable-paths": "/data/$(HOME)"});
         let m = mutate(&v).unwrap();
         let p = serde_json::to_value(&m.pod).unwrap();
-        let policy = p["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == POLICY_ENV)
-            .unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let policy = policy_of(&p);
         assert!(policy.contains("/data/$$(HOME)"), "{policy}");
         assert_eq!(expand_like_kubelet(&policy), m.policies["web"].to_json());
         // And reinvocation verifies it.

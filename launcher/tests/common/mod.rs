@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub use serde_json::json;
 
@@ -169,3 +170,29 @@ pub fn probe_str() -> &'static str {
 
 /// The status line the launcher prints when everything is enforced here.
 pub const FULLY_ENFORCED: &str = "landgate: FullyEnforced (abi ";
+
+/// A listener outside the sandbox, non-blocking so that the test can ask
+/// whether anything connected.
+pub fn outside_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+/// Whether a connection arrives within `wait`.
+pub fn accepts_within(listener: &TcpListener, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        match listener.accept() {
+            Ok(_) => return true,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => panic!("accept: {err}"),
+        }
+    }
+}
