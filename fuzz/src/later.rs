@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     Container, Pod, PodSpec, ProjectedVolumeSource, ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use landgate_webhook::mutate::{INIT_CONTAINER_NAME, SERVICE_ACCOUNT_TOKEN_DIR};
+use landgate_engine::mutate::{INIT_CONTAINER_NAME, SERVICE_ACCOUNT_TOKEN_DIR};
 
 use crate::pod::{
     AnnotationModel, ContainerModel, EnvModel, IMAGES, MountModel, Text, VolumeModel, add_volume,

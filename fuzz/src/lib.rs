@@ -1,7 +1,7 @@
 //! Support for landgate's fuzz targets (`fuzz_targets/`, run by `just fuzz`).
 //!
 //! - [`props`]: the properties every target checks. The file lives in the
-//!   webhook's tests (`webhook/tests/fuzz_props/mod.rs`), where the stable
+//!   webhook's tests (`crates/webhook/tests/fuzz_props/mod.rs`), where the stable
 //!   regression test replays committed findings through it; it is included
 //!   here by path so that there is one copy of each property.
 //! - [`pod`], [`later`], [`annotations`]: the structure-aware models
@@ -10,7 +10,7 @@
 //!   answer, and annotation maps.
 //! - [`dump`]: writes those cases as JSON, to grow the regression corpus.
 
-#[path = "../../webhook/tests/fuzz_props/mod.rs"]
+#[path = "../../crates/webhook/tests/fuzz_props/mod.rs"]
 pub mod props;
 
 pub mod annotations;

@@ -23,8 +23,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use landgate_webhook::derive;
-use landgate_webhook::mutate::{INIT_CONTAINER_NAME, MIRROR_ANNOTATION, SERVICE_ACCOUNT_TOKEN_DIR};
+use landgate_engine::derive;
+use landgate_engine::mutate::{INIT_CONTAINER_NAME, MIRROR_ANNOTATION, SERVICE_ACCOUNT_TOKEN_DIR};
 
 use crate::later::Edit;
 use crate::props::PodCase;

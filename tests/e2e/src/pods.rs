@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::core::v1::{Container, Pod};
-use landgate_launcher::policy::{POLICY_ENV, Policy};
+use landgate_policy::{POLICY_ENV, Policy};
 use serde_json::{Value, json};
 
 pub const LAUNCHER: &str = "/landgate/landgate";

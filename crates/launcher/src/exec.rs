@@ -1,0 +1,206 @@
+//! Finding the real command on PATH (never the launcher itself) and
+//! replacing the launcher with it.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use landgate_policy::env::{ACTIVE as ACTIVE_ENV, DEFAULT_PATH};
+
+use crate::error::LaunchError;
+
+/// The launcher's own file, by device and inode, so that PATH entries that
+/// are the launcher (the wrapper symlinks, or the launcher's own directory)
+/// are skipped whatever they are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelfFile {
+    dev: u64,
+    ino: u64,
+}
+
+impl SelfFile {
+    /// Reads `/proc/self/exe`.
+    pub fn current() -> Result<Self, LaunchError> {
+        std::fs::metadata("/proc/self/exe")
+            .map(|m| Self::of(&m))
+            .map_err(LaunchError::SelfUnknown)
+    }
+
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    fn is(&self, meta: &std::fs::Metadata) -> bool {
+        *self == Self::of(meta)
+    }
+}
+
+/// A command resolved to the file to execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub program: PathBuf,
+    /// A copy of the launcher was found (and skipped) before `program`.
+    pub skipped_self: bool,
+}
+
+/// Resolves `name` like `execvp` does, except that candidates that are the
+/// launcher itself are skipped. A name with a slash is used as given.
+pub fn resolve(
+    name: &OsStr,
+    path_var: Option<&OsStr>,
+    me: SelfFile,
+) -> Result<Resolved, LaunchError> {
+    if name.is_empty() {
+        return Err(LaunchError::Usage("the command name is empty".to_owned()));
+    }
+    if name.as_bytes().contains(&b'/') {
+        return Ok(Resolved {
+            program: PathBuf::from(name),
+            skipped_self: false,
+        });
+    }
+    let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut skipped_self = false;
+    for dir in std::env::split_paths(path_var) {
+        // POSIX: an empty PATH entry means the current directory.
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let candidate = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            continue;
+        }
+        if me.is(&meta) {
+            skipped_self = true;
+            continue;
+        }
+        return Ok(Resolved {
+            program: candidate,
+            skipped_self,
+        });
+    }
+    Err(LaunchError::CommandNotFound {
+        name: name.to_owned(),
+        path: path_var.to_owned(),
+        skipped: skipped_self,
+    })
+}
+
+/// Replaces the launcher with `program` (same PID; the command's signals and
+/// exit code are its own). Returns only on failure.
+///
+/// std's `exec` is used rather than a raw `execve` because it resets what
+/// the Rust runtime changed at startup (SIGPIPE ignored) and the signal mask
+/// to the defaults a freshly started container process has.
+pub fn exec(
+    program: &Path,
+    argv0: &OsStr,
+    args: &[OsString],
+    mark_active: bool,
+    sandboxed: bool,
+) -> LaunchError {
+    let mut command = Command::new(program);
+    command.arg0(argv0).args(args);
+    if mark_active {
+        command.env(ACTIVE_ENV, "1");
+    }
+    let source: io::Error = command.exec();
+    LaunchError::Exec {
+        program: program.to_owned(),
+        source,
+        sandboxed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn executable(path: &Path) {
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn me_at(path: &Path) -> SelfFile {
+        SelfFile::of(&std::fs::metadata(path).unwrap())
+    }
+
+    #[test]
+    fn skips_the_launcher_and_its_wrapper_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let (wrappers, real) = (root.path().join("wrappers"), root.path().join("real"));
+        std::fs::create_dir_all(&wrappers).unwrap();
+        std::fs::create_dir_all(&real).unwrap();
+        let launcher = root.path().join("landgate");
+        executable(&launcher);
+        symlink("../landgate", wrappers.join("sh")).unwrap();
+        executable(&real.join("sh"));
+        let path = std::env::join_paths([&wrappers, &real]).unwrap();
+        let found = resolve(OsStr::new("sh"), Some(&path), me_at(&launcher)).unwrap();
+        assert_eq!(found.program, real.join("sh"));
+        assert!(found.skipped_self);
+    }
+
+    #[test]
+    fn skips_non_executables_and_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        std::fs::create_dir_all(a.join("tool")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("tool"), "").unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        let me = me_at(root.path());
+        let err = resolve(OsStr::new("tool"), Some(&path), me).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_NOT_FOUND);
+        executable(&b.join("tool"));
+        assert_eq!(
+            resolve(OsStr::new("tool"), Some(&path), me)
+                .unwrap()
+                .program,
+            b.join("tool")
+        );
+    }
+
+    #[test]
+    fn only_the_wrapper_on_path_is_not_found_with_a_hint() {
+        let root = tempfile::tempdir().unwrap();
+        let launcher = root.path().join("landgate");
+        executable(&launcher);
+        symlink("landgate", root.path().join("ruby")).unwrap();
+        let err = resolve(
+            OsStr::new("ruby"),
+            Some(root.path().as_os_str()),
+            me_at(&launcher),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("wrapper"), "{err}");
+    }
+
+    #[test]
+    fn names_with_a_slash_are_used_as_given() {
+        let me = me_at(Path::new("/"));
+        let found = resolve(OsStr::new("./x"), Some(OsStr::new("")), me).unwrap();
+        assert_eq!(found.program, PathBuf::from("./x"));
+        assert!(resolve(OsStr::new(""), None, me).is_err());
+    }
+
+    #[test]
+    fn default_path_finds_sh() {
+        let me = me_at(Path::new("/"));
+        assert!(resolve(OsStr::new("sh"), None, me).is_ok());
+    }
+}

@@ -1,0 +1,82 @@
+//! The engine's cost per admission review: a 1-, 10- and 50-container Pod
+//! (each container with a command, ports, mounts, env and an exec probe),
+//! first pass (wrapping) and second pass (reinvocation of an already
+//! wrapped pod).
+//!
+//! ```sh
+//! cargo bench -p landgate-webhook --bench mutate
+//! ```
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::Pod;
+use landgate_engine::mutate::{PodContext, Verdict, mutate_pod};
+use landgate_engine::settings::Settings;
+use serde_json::json;
+
+fn pod(containers: usize) -> Pod {
+    let containers: Vec<_> = (0..containers)
+        .map(|i| {
+            json!({
+                "name": format!("app-{i}"),
+                "image": "ghcr.io/example/app:1.0",
+                "command": ["/app/bin/server"],
+                "args": ["--listen", format!(":{}", 8000 + i)],
+                "env": [
+                    {"name": "LOG_LEVEL", "value": "info"},
+                    {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
+                ],
+                "ports": [{"name": "http", "containerPort": 8000 + i}],
+                "volumeMounts": [
+                    {"name": "data", "mountPath": format!("/data/{i}")},
+                    {"name": "conf", "mountPath": "/etc/app", "readOnly": true}
+                ],
+                "livenessProbe": {"exec": {"command": ["/app/bin/server", "health"]}}
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bench", "namespace": "shop",
+                     "annotations": {"landgate.dev/connect-ports": "53,443,5432"}},
+        "spec": {
+            "containers": containers,
+            "volumes": [
+                {"name": "data", "emptyDir": {}},
+                {"name": "conf", "configMap": {"name": "app"}}
+            ]
+        }
+    }))
+    .expect("bench pod deserializes")
+}
+
+fn bench(c: &mut Criterion) {
+    let settings = Settings::default();
+    let annotations = BTreeMap::new();
+    let context = PodContext {
+        namespace: "shop",
+        namespace_annotations: &annotations,
+    };
+    let mut group = c.benchmark_group("mutate_pod");
+    for n in [1usize, 10, 50] {
+        let fresh = pod(n);
+        let wrapped = mutate_pod(&settings, context, &fresh).expect("wraps");
+        assert_eq!(wrapped.verdict, Verdict::Wrapped);
+        let again = mutate_pod(&settings, context, &wrapped.pod).expect("second pass");
+        assert_eq!(again.verdict, Verdict::AlreadyWrapped);
+
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("first_pass", n), &fresh, |b, p| {
+            b.iter(|| mutate_pod(&settings, context, black_box(p)))
+        });
+        group.bench_with_input(BenchmarkId::new("second_pass", n), &wrapped.pod, |b, p| {
+            b.iter(|| mutate_pod(&settings, context, black_box(p)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

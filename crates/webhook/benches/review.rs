@@ -1,0 +1,112 @@
+//! The whole admission review, bytes in to bytes out, for a 1-, 10- and
+//! 50-container Pod CREATE, next to the floor any webhook pays for the same
+//! body: a plain `serde_json` parse and serialise of that AdmissionReview
+//! (once into `serde_json::Value`, once into the typed `Pod`).
+//!
+//! ```sh
+//! cargo bench -p landgate-webhook --bench review
+//! ```
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::admission::AdmissionReview;
+use serde_json::json;
+
+/// An AdmissionReview of a Pod CREATE with `containers` containers, each with
+/// a command, ports, mounts, env and an exec probe.
+fn review(containers: usize) -> Vec<u8> {
+    let containers: Vec<_> = (0..containers)
+        .map(|i| {
+            json!({
+                "name": format!("app-{i}"),
+                "image": "ghcr.io/example/app:1.0",
+                "command": ["/app/bin/server"],
+                "args": ["--listen", format!(":{}", 8000 + i)],
+                "env": [
+                    {"name": "LOG_LEVEL", "value": "info"},
+                    {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
+                ],
+                "ports": [{"name": "http", "containerPort": 8000 + i}],
+                "volumeMounts": [
+                    {"name": "data", "mountPath": format!("/data/{i}")},
+                    {"name": "conf", "mountPath": "/etc/app", "readOnly": true}
+                ],
+                "livenessProbe": {"exec": {"command": ["/app/bin/server", "health"]}}
+            })
+        })
+        .collect();
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bench", "namespace": "shop",
+                     "annotations": {"landgate.dev/connect-ports": "53,443,5432"}},
+        "spec": {
+            "containers": containers,
+            "volumes": [
+                {"name": "data", "emptyDir": {}},
+                {"name": "conf", "configMap": {"name": "app"}}
+            ]
+        }
+    });
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "bench",
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {"username": "admin", "groups": ["system:authenticated"]},
+            "object": pod,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    }))
+    .expect("bench review serializes")
+}
+
+fn bench(c: &mut Criterion) {
+    let settings = landgate_engine::settings::Settings::default();
+    let no_annotations = |_: &str| BTreeMap::new();
+    let mut group = c.benchmark_group("review");
+    for n in [1usize, 10, 50] {
+        let body = review(n);
+        let answered = landgate_webhook::admission::review(&settings, &no_annotations, &body)
+            .expect("the bench review is answered");
+        assert!(
+            String::from_utf8_lossy(&answered.body).contains("\"patch\""),
+            "the bench pod is wrapped"
+        );
+
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("landgate", n), &body, |b, body| {
+            b.iter(|| {
+                landgate_webhook::admission::review(&settings, &no_annotations, black_box(body))
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("serde_value", n), &body, |b, body| {
+            b.iter(|| {
+                let v: serde_json::Value = serde_json::from_slice(black_box(body)).expect("parses");
+                serde_json::to_vec(&v).expect("serializes")
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("serde_typed_pod", n), &body, |b, body| {
+            b.iter(|| {
+                let v: AdmissionReview<Pod> =
+                    serde_json::from_slice(black_box(body)).expect("parses");
+                serde_json::to_vec(&v).expect("serializes")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

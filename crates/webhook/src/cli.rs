@@ -1,0 +1,446 @@
+//! Command line: `landgate-webhook serve` and `landgate-webhook preview`.
+//! Every flag is also a `LANDGATE_*` environment variable.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::preview::{self, OutputFormat};
+use crate::server::{self, ConnectionLimits, ServerConfig};
+use landgate_engine::settings::Settings;
+use crate::tls::{self, CertFiles};
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "landgate-webhook",
+    version,
+    about = "Sandbox Kubernetes pods with Linux Landlock, at admission time"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve admission reviews over HTTPS (POST /mutate, POST /preview) and
+    /// health/metrics over plain HTTP.
+    // Boxed: the serve flags outweigh the preview ones many times over.
+    Serve(Box<ServeArgs>),
+    /// Show what the webhook would do to manifests, without a cluster.
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Listeners")]
+pub struct ListenArgs {
+    /// HTTPS address for admission reviews and previews.
+    #[arg(long, env = "LANDGATE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plain HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "LANDGATE_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// PEM certificate chain; re-read when it changes on disk.
+    #[arg(
+        long,
+        env = "LANDGATE_TLS_CERT",
+        required_unless_present = "dev_certs",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert; re-read when it changes on disk.
+    #[arg(long, env = "LANDGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Generate a throw-away CA and serving certificate (localhost, 127.0.0.1,
+    /// landgate.landgate.svc) at start and print the CA bundle. Development only.
+    #[arg(long, env = "LANDGATE_DEV_CERTS", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub dev_certs: bool,
+    /// Where --dev-certs writes ca.crt, tls.crt and tls.key.
+    #[arg(long, env = "LANDGATE_DEV_CERTS_DIR", default_value = ".dev-certs")]
+    pub dev_certs_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Largest request body accepted; larger ones get 413. AdmissionReviews
+    /// carry the whole pod (etcd caps objects at 1.5 MiB).
+    #[arg(long, env = "LANDGATE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Per-request deadline (e.g. 3s, 500ms); keep it under the webhook's
+    /// timeoutSeconds so the API server gets an answer, not a timeout.
+    #[arg(long, env = "LANDGATE_REQUEST_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests before closing.
+    #[arg(long, env = "LANDGATE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// A TLS handshake not finished in this time is dropped. 10s is what the
+    /// API server allows itself (client-go's TLSHandshakeTimeout): waiting
+    /// longer only serves clients that are not the API server.
+    #[arg(long, env = "LANDGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub handshake_timeout: Duration,
+    /// A connection must send the complete headers of its first request this
+    /// long after the handshake, or it is closed (HTTP/1.1 and HTTP/2 alike).
+    /// The API server sends its review as soon as it is connected, and gives
+    /// up after timeoutSeconds (at most 30s, 5s in the manifests): 10s only
+    /// catches clients that connect and wait.
+    #[arg(long, env = "LANDGATE_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub first_request_timeout: Duration,
+    /// HTTP/1.1: once a later request on a kept-alive connection has begun
+    /// to arrive, its headers must be complete within this time (slowloris).
+    /// The body is bounded by --request-timeout.
+    #[arg(long, env = "LANDGATE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed
+    /// (HTTP/2 with GOAWAY). Longer than the API server's own idle close
+    /// (client-go keeps Go's IdleConnTimeout, 90s), so that the API server,
+    /// not landgate, closes an idle connection: a close from this side can
+    /// cross a review being sent, and Go does not retry a POST it has
+    /// written.
+    #[arg(long, env = "LANDGATE_IDLE_TIMEOUT", default_value = "2m", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+    /// HTTP/2: PING a peer that sent nothing for this long (0 disables), to
+    /// find dead peers (a node gone without closing its connections) sooner
+    /// than TCP does. client-go pings from its side every 30s too.
+    #[arg(long, env = "LANDGATE_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// HTTP/2: a PING unanswered for this long closes the connection.
+    #[arg(long, env = "LANDGATE_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub http2_keepalive_timeout: Duration,
+    /// Connections open at once on the HTTPS port, handshakes included.
+    /// Beyond it a new connection is accepted and closed at once (counted in
+    /// landgate_connections_refused_total) while open ones are served. An
+    /// API server keeps one or a few HTTP/2 connections per webhook, so 1024
+    /// is far above legitimate use and still bounds file descriptors and
+    /// memory. Lowered at start, with a warning, if the open-file limit
+    /// cannot hold it.
+    #[arg(long, env = "LANDGATE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// HTTP/2 requests in flight per connection (SETTINGS_MAX_CONCURRENT_
+    /// STREAMS); a client that opens more gets REFUSED_STREAM. 100 is the
+    /// floor RFC 9113 recommends; Go's client opens another connection
+    /// rather than fail when all streams of one are busy.
+    #[arg(long, env = "LANDGATE_MAX_CONCURRENT_STREAMS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
+    /// Connections open at once on the admin port: the kubelet's probes and
+    /// Prometheus need a handful.
+    #[arg(long, env = "LANDGATE_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "LANDGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. info or landgate_webhook=debug).
+    #[arg(long, env = "LANDGATE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// Manifest file (YAML or JSON, multi-document); `-` reads stdin.
+    #[arg(short = 'f', long = "filename", env = "LANDGATE_PREVIEW_FILE")]
+    pub file: PathBuf,
+    /// What to print.
+    #[arg(short, long, env = "LANDGATE_PREVIEW_OUTPUT", value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Like [`parse_duration`], refusing zero: a zero deadline would close every
+/// connection at once.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?}: a timeout must be longer than 0")),
+        duration => Ok(duration),
+    }
+}
+
+/// Parses `500ms`, `3s`, `2m` (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 3s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
+    }
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(*args),
+            Command::Preview(args) => run_preview(args),
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.log)
+        .with_context(|| format!("invalid --log filter {:?}", log.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        listen: ListenArgs {
+            listen,
+            admin_listen,
+        },
+        tls:
+            TlsArgs {
+                tls_cert,
+                tls_key,
+                dev_certs,
+                dev_certs_dir,
+            },
+        limits:
+            LimitArgs {
+                max_body_bytes,
+                request_timeout,
+                shutdown_grace,
+                handshake_timeout,
+                first_request_timeout,
+                header_read_timeout,
+                idle_timeout,
+                http2_keepalive_interval,
+                http2_keepalive_timeout,
+                max_connections,
+                max_concurrent_streams,
+                admin_max_connections,
+            },
+        log,
+        settings,
+    } = args;
+    init_logging(&log)?;
+    tls::install_crypto_provider();
+
+    let cert_files = match (tls_cert, tls_key, dev_certs) {
+        (Some(cert), Some(key), false) => CertFiles { cert, key },
+        (None, None, true) => {
+            let (files, ca_pem) = tls::write_dev_certs(&dev_certs_dir)
+                .context("generating development certificates (--dev-certs)")?;
+            println!(
+                "landgate: development CA written to {} (trust it with curl --cacert):\n{ca_pem}",
+                dev_certs_dir.join("ca.crt").display()
+            );
+            files
+        }
+        _ => bail!("pass both --tls-cert and --tls-key, or --dev-certs"),
+    };
+    let config = ServerConfig {
+        listen,
+        admin_listen,
+        cert_files,
+        max_body_bytes,
+        request_timeout,
+        shutdown_grace,
+        connections: ConnectionLimits {
+            handshake_timeout,
+            first_request_timeout,
+            header_read_timeout,
+            idle_timeout,
+            http2_keepalive_interval: (!http2_keepalive_interval.is_zero())
+                .then_some(http2_keepalive_interval),
+            http2_keepalive_timeout,
+            max_concurrent_streams,
+            max_connections,
+            admin_max_connections,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        server::serve(config, settings, shutdown_signal())
+            .await
+            .context("landgate-webhook serve")
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
+    let PreviewArgs {
+        file,
+        output,
+        settings,
+    } = args;
+    let input = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the manifest from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(&file)
+            .with_context(|| format!("reading manifest {}", file.display()))?
+    };
+    // The message already names the object, container and field: print it
+    // once, without an error chain that would repeat it.
+    let items = preview::preview(&settings, &input).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let mut rendered = preview::render(&items, output).map_err(|err| anyhow::anyhow!("{err}"))?;
+    if !rendered.ends_with('\n') {
+        rendered.push('\n');
+    }
+    print!("{rendered}");
+    for item in &items {
+        for warning in &item.warnings {
+            eprintln!("Warning: {} {}: {warning}", item.kind, item.name);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_positional() {
+                    continue;
+                }
+                assert!(
+                    arg.get_env().is_some(),
+                    "{path} --{id} has no LANDGATE_* env var"
+                );
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "landgate-webhook");
+    }
+
+    #[test]
+    fn serve_needs_certificates() {
+        let err = Cli::try_parse_from(["landgate-webhook", "serve"]).unwrap_err();
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
+        assert!(Cli::try_parse_from(["landgate-webhook", "serve", "--dev-certs"]).is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("300ms"), Ok(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn connection_limits_have_defaults() {
+        let Cli {
+            command: Command::Serve(args),
+        } = Cli::try_parse_from(["landgate-webhook", "serve", "--dev-certs"]).unwrap()
+        else {
+            panic!("serve parses");
+        };
+        let limits = args.limits;
+        assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(limits.first_request_timeout, Duration::from_secs(10));
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        // Longer than client-go's 90s idle close: the API server closes first.
+        assert!(limits.idle_timeout > Duration::from_secs(90));
+        assert_eq!(limits.max_connections, 1024);
+        assert_eq!(limits.max_concurrent_streams, 100);
+        assert!(
+            Cli::try_parse_from([
+                "landgate-webhook",
+                "serve",
+                "--dev-certs",
+                "--max-connections",
+                "0"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "landgate-webhook",
+                "serve",
+                "--dev-certs",
+                "--idle-timeout",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+}
