@@ -1,9 +1,38 @@
 //! landgate's admission engine, pure: a Pod in; a JSON patch, the policies,
-//! the warnings and one outcome out. No IO, no clock, no transport.
+//! the warnings and one [`Outcome`] out. No IO, no clock, no transport; the
+//! webhook feeds it and answers the API server.
+//!
+//! - [`mutate`]: the entry point, [`mutate::mutate_pod`], and its phases:
+//!   `read` → `reinvoke` → `decide` → `wrap` / `unwrap`, with `inject`,
+//!   `container`, `status` and `patch` building what they write.
+//! - [`derive`]: every rule about what a container may do (annotations,
+//!   settings precedence, policy derivation).
+//! - [`mount_path`]: mount paths normalised as the kubelet does, and the
+//!   checks that keep `/landgate` landgate's.
+//! - [`update`]: old Pod and new Pod in, whether an update may touch the
+//!   sandbox landgate built.
+//! - [`settings`]: what the operator configured.
 #![forbid(unsafe_code)]
 
+mod container;
+mod decide;
 pub mod derive;
+mod error;
+mod inject;
 pub mod mount_path;
 pub mod mutate;
+mod outcome;
+pub mod patch;
+mod read;
+mod reinvoke;
 pub mod settings;
+mod status;
+mod unwrap;
 pub mod update;
+mod wrap;
+
+#[cfg(test)]
+mod tests;
+
+pub use mutate::{MutateError, Mutation, PodContext, mutate_pod};
+pub use outcome::Outcome;

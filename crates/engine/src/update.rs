@@ -246,7 +246,7 @@ fn pod_label(namespace: &str, pod: &Pod) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutate::{PodContext, Verdict};
+    use crate::mutate::{Outcome, PodContext};
     use crate::settings::Settings;
     use serde_json::{Value, json};
 
@@ -273,8 +273,8 @@ mod tests {
             namespace_annotations: &annotations,
         };
         let mutation = mutate::mutate_pod(&Settings::default(), context, &pod).unwrap();
-        assert_eq!(mutation.verdict, Verdict::Wrapped);
-        serde_json::to_value(mutation.pod).unwrap()
+        assert_eq!(mutation.outcome, Outcome::Wrapped);
+        serde_json::to_value(crate::patch::apply(&pod, &mutation.patch).unwrap()).unwrap()
     }
 
     fn unwrapped() -> Value {

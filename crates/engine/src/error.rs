@@ -1,0 +1,86 @@
+//! Why a pod is refused; every message names the pod, the container and the
+//! field, and says how to fix it.
+
+use crate::derive::AnnotationError;
+use crate::mount_path::MountError;
+
+/// Why a pod is refused; the message names the pod, container and field.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MutateError {
+    /// (`error`, not `source`: the message already includes it, so it is
+    /// not chained again.)
+    #[error("pod {pod}: {error}")]
+    Annotation {
+        pod: String,
+        error: Box<AnnotationError>,
+    },
+    #[error(
+        "pod {pod}: container {container:?} ({field}) sets {what}, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
+    )]
+    UnknownEntrypoint {
+        pod: String,
+        container: String,
+        field: String,
+        what: &'static str,
+        because: String,
+    },
+    #[error(
+        "pod {pod}: {why}, but container {container:?} requires enforcement ({origin} = required); {fix}"
+    )]
+    EnforcementUnreachable {
+        pod: String,
+        container: String,
+        /// Where `required` came from ([`Origin`], rendered).
+        origin: String,
+        why: String,
+        fix: &'static str,
+    },
+    #[error("pod {pod}: {field} {what}, which landgate reserves for its launcher; {fix}")]
+    Reserved {
+        pod: String,
+        field: String,
+        what: String,
+        fix: &'static str,
+    },
+    /// (`error`, not `source`: the message already includes it.)
+    #[error("pod {pod}: {error}")]
+    Mount { pod: String, error: Box<MountError> },
+    #[error(
+        "pod {pod}: {field} was changed after landgate wrapped the pod ({what}); landgate refuses a pod whose sandbox was altered and never wraps a container twice. If another mutating webhook makes this change, order it before landgate; if the manifest was copied from a running pod, re-create it from the original manifest (without the landgate.dev/status annotation, landgate-init, the landgate volume and the /landgate/landgate exec -- prefixes)"
+    )]
+    Tampered {
+        pod: String,
+        field: String,
+        what: String,
+    },
+    #[error(
+        "pod {pod}: container {container:?} requires enforcement ({origin} = required), but its {why}: a program planted on PATH would run unsandboxed when `kubectl exec` names it. Set PATH under env to absolute directories that no container can write"
+    )]
+    UnsafePath {
+        pod: String,
+        container: String,
+        why: String,
+        origin: String,
+    },
+    #[error(
+        "pod {pod}: container {container:?} requires enforcement ({enforcement_origin} = required), but {io_uring_origin} = allow gives up its TCP enforcement (io_uring gets past Landlock's TCP rules); remove one of the two"
+    )]
+    IoUringUnderRequired {
+        pod: String,
+        container: String,
+        enforcement_origin: String,
+        io_uring_origin: String,
+    },
+    #[error(
+        "pod {pod}: annotation landgate.dev/status {problem}; landgate writes this annotation itself: remove it from the manifest"
+    )]
+    InvalidStatus { pod: String, problem: String },
+    #[error(
+        "pod {pod}: container name {container:?} is used twice; Kubernetes requires unique names across containers and init containers"
+    )]
+    DuplicateContainer { pod: String, container: String },
+    #[error(
+        "pod {pod}: landgate built a patch that does not apply ({message}); this is a landgate bug, please report it with the pod manifest"
+    )]
+    Internal { pod: String, message: String },
+}

@@ -1,0 +1,163 @@
+//! The first phase: a pod's containers, names, annotations and status read
+//! once, each container's settings resolved once (flags < namespace
+//! annotations < pod annotations), and any previous pass verified
+//! (`reinvoke`) before anything is decided.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use landgate_policy::layout::{INIT_CONTAINER, VOLUME};
+
+use crate::derive::{self, Annotations, ContainerSettings};
+use crate::error::MutateError;
+use crate::mutate::PodContext;
+use crate::settings::Settings;
+use crate::status::{Status, WrappedContainer, parse_status};
+
+/// Which list a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum List {
+    Init,
+    App,
+}
+
+impl List {
+    pub(crate) fn json(self) -> &'static str {
+        match self {
+            List::Init => "initContainers",
+            List::App => "containers",
+        }
+    }
+}
+
+/// A container of the pod (not landgate-init), as found and as it was
+/// before landgate touched it.
+pub(crate) struct View<'a> {
+    pub(crate) list: List,
+    /// Index in the input pod's list.
+    pub(crate) index: usize,
+    pub(crate) current: &'a Container,
+    /// The container without landgate's changes (a clone of `current` for
+    /// containers landgate has not wrapped yet).
+    pub(crate) original: Container,
+    pub(crate) settings: ContainerSettings,
+}
+
+impl View<'_> {
+    pub(crate) fn field(&self) -> String {
+        format!("spec.{}[{}]", self.list.json(), self.index)
+    }
+}
+
+/// One pass of landgate over a pod: what was read, for the phases after.
+pub(crate) struct Pass<'a> {
+    pub(crate) settings: &'a Settings,
+    pub(crate) pod: &'a Pod,
+    pub(crate) spec: &'a PodSpec,
+    pub(crate) label: String,
+    pub(crate) annotations: Annotations,
+    /// Parsed `landgate.dev/status`.
+    pub(crate) status: Option<Status>,
+    /// True when the status records wrapped containers (a previous pass).
+    pub(crate) wrapped_before: bool,
+    pub(crate) init_pos: Option<usize>,
+    pub(crate) volume_pos: Option<usize>,
+    pub(crate) views: Vec<View<'a>>,
+}
+
+impl<'a> Pass<'a> {
+    pub(crate) fn read(
+        settings: &'a Settings,
+        context: PodContext<'_>,
+        pod: &'a Pod,
+        spec: &'a PodSpec,
+        annotations: &'a BTreeMap<String, String>,
+        label: String,
+    ) -> Result<Self, MutateError> {
+        let status = match annotations.get(derive::STATUS) {
+            None => None,
+            Some(raw) => Some(
+                parse_status(raw).map_err(|problem| MutateError::InvalidStatus {
+                    pod: label.clone(),
+                    problem,
+                })?,
+            ),
+        };
+        let wrapped_before = status.as_ref().is_some_and(|s| !s.containers.is_empty());
+        let init_containers = spec.init_containers.as_deref().unwrap_or_default();
+        let init_pos = init_containers
+            .iter()
+            .position(|c| c.name == INIT_CONTAINER);
+        let volume_pos = spec.volumes.iter().flatten().position(|v| v.name == VOLUME);
+
+        let mut pass = Pass {
+            settings,
+            pod,
+            spec,
+            label,
+            annotations: Annotations::default(),
+            status,
+            wrapped_before,
+            init_pos,
+            volume_pos,
+            views: Vec::new(),
+        };
+        if wrapped_before {
+            pass.verify_pod_level()?;
+        }
+
+        // Names first (the annotations name containers), each recorded
+        // container verified as it is met: a tampered pod is refused before
+        // its annotations are judged.
+        let lists = [
+            (List::Init, init_containers),
+            (List::App, spec.containers.as_slice()),
+        ];
+        let mut found: Vec<(List, usize, &'a Container, Container)> = Vec::new();
+        for (list, containers) in lists {
+            for (index, container) in containers.iter().enumerate() {
+                if wrapped_before && list == List::Init && Some(index) == init_pos {
+                    continue;
+                }
+                if found.iter().any(|(_, _, c, _)| c.name == container.name) {
+                    return Err(MutateError::DuplicateContainer {
+                        pod: pass.label.clone(),
+                        container: container.name.clone(),
+                    });
+                }
+                let original = match pass.record_of(&container.name) {
+                    Some(record) => pass.verify_container(list, index, container, record)?,
+                    None => container.clone(),
+                };
+                found.push((list, index, container, original));
+            }
+        }
+
+        let names: Vec<&str> = found.iter().map(|(_, _, c, _)| c.name.as_str()).collect();
+        pass.annotations = Annotations::parse(
+            annotations,
+            context.namespace,
+            context.namespace_annotations,
+            &names,
+        )
+        .map_err(|source| MutateError::Annotation {
+            pod: pass.label.clone(),
+            error: Box::new(source),
+        })?;
+        pass.views = found
+            .into_iter()
+            .map(|(list, index, current, original)| View {
+                list,
+                index,
+                current,
+                original,
+                settings: pass.annotations.for_container(settings, &current.name),
+            })
+            .collect();
+        Ok(pass)
+    }
+
+    pub(crate) fn record_of(&self, name: &str) -> Option<&WrappedContainer> {
+        self.status.as_ref().and_then(|s| s.containers.get(name))
+    }
+}

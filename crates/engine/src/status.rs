@@ -1,0 +1,112 @@
+//! The `landgate.dev/status` annotation: what a previous pass did, read back
+//! on reinvocation (see `reinvoke`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::derive;
+use crate::patch::{Ops, ptr};
+use crate::read::Pass;
+
+/// Version of the `landgate.dev/status` JSON.
+pub const STATUS_VERSION: u32 = 1;
+
+/// The `landgate.dev/status` annotation: `{"version":1,"containers":{"web":
+/// {"hash":"sha256:…","path":"added"}}}` for a wrapped pod,
+/// `{"version":1,"skipped":"<reason>"}` for a pod admitted unwrapped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    pub version: u32,
+    /// Every wrapped container, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub containers: BTreeMap<String, WrappedContainer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// What landgate did to one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrappedContainer {
+    /// `sha256:<hex>` over what landgate wrote into the container: its name,
+    /// command, `LANDGATE_POLICY` and `PATH` (see [`container_hash`]).
+    pub hash: String,
+    pub path: PathEdit,
+}
+
+/// How landgate put the wrapper dir on the container's PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathEdit {
+    /// The container had no PATH: landgate added `/landgate/bin:<default>`.
+    Added,
+    /// The container's own PATH value got `/landgate/bin:` in front.
+    Prefixed,
+    /// The container's PATH comes from `valueFrom` and was left alone.
+    Untouched,
+}
+
+impl Status {
+    pub(crate) fn to_annotation(&self) -> String {
+        // Plain structs of strings and maps: serialization cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|err| unreachable!("status serializes: {err}"))
+    }
+}
+
+/// `sha256:<hex>` of what landgate wrote into a wrapped container.
+pub fn container_hash(
+    name: &str,
+    command: &[String],
+    policy: &str,
+    path: Option<&str>,
+    edit: PathEdit,
+) -> String {
+    let canonical = serde_json::json!([name, command, policy, path, edit]).to_string();
+    let digest = Sha256::digest(canonical.as_bytes());
+    let mut hex = String::with_capacity(7 + 64);
+    hex.push_str("sha256:");
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// Reads a `landgate.dev/status` annotation value; the error says what is wrong.
+pub fn parse_status(raw: &str) -> Result<Status, String> {
+    let status: Status =
+        serde_json::from_str(raw).map_err(|e| format!("is not valid ({e}): {raw:?}"))?;
+    if status.version != STATUS_VERSION {
+        return Err(format!(
+            "has version {}, this landgate writes version {STATUS_VERSION}",
+            status.version
+        ));
+    }
+    Ok(status)
+}
+
+impl Pass<'_> {
+    /// Writes `status` into the annotation unless it is already there.
+    pub(crate) fn set_status(&self, ops: &mut Ops, status: &Status) {
+        if self.status.as_ref() == Some(status) {
+            return;
+        }
+        let value = serde_json::Value::String(status.to_annotation());
+        if self
+            .pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_none_or(BTreeMap::is_empty)
+        {
+            ops.add(
+                ptr(["metadata", "annotations"], []),
+                serde_json::json!({ derive::STATUS: value }),
+            );
+        } else {
+            ops.add(ptr(["metadata", "annotations", derive::STATUS], []), value);
+        }
+    }
+}
