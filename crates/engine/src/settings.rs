@@ -38,12 +38,15 @@ pub struct Settings {
     pub default_enforcement: Enforcement,
 
     /// Namespaces never mutated, even when labelled (comma-separated).
-    #[cfg_attr(feature = "clap", arg(
-        long,
-        env = "LANDGATE_EXCLUDED_NAMESPACES",
-        value_delimiter = ',',
-        default_value = "kube-system"
-    ))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            env = "LANDGATE_EXCLUDED_NAMESPACES",
+            value_delimiter = ',',
+            default_value = "kube-system"
+        )
+    )]
     pub excluded_namespaces: Vec<String>,
 
     /// What to do with a pod that has a container without `command`: its

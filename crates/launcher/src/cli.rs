@@ -4,10 +4,12 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::error::LaunchError;
 use landgate_policy::POLICY_ENV;
+use landgate_policy::argv::{EXEC, INSTALL, WRAPPERS_FLAG};
 use landgate_policy::layout::LAUNCHER_NAME;
 use landgate_policy::wrappers::{self, DEFAULT as DEFAULT_WRAPPERS};
+
+use crate::error::LaunchError;
 
 /// Comma-separated wrapper names for `install` when `--wrappers` is absent.
 pub use landgate_policy::env::WRAPPERS as WRAPPERS_ENV;
@@ -86,7 +88,7 @@ pub enum Invocation {
     Version,
 }
 
-/// Parses `argv` (including argv[0]). `wrappers_env` is `$LANDGATE_WRAPPERS`.
+/// Parses `argv` (including `argv[0]`). `wrappers_env` is `$LANDGATE_WRAPPERS`.
 pub fn parse(argv: Vec<OsString>, wrappers_env: Option<&str>) -> Result<Invocation, LaunchError> {
     let mut argv = argv.into_iter();
     let argv0 = argv.next().unwrap_or_default();
@@ -103,7 +105,7 @@ pub fn parse(argv: Vec<OsString>, wrappers_env: Option<&str>) -> Result<Invocati
     let sub = sub.to_string_lossy().into_owned();
     let mut rest = Args { rest: args };
     match sub.as_str() {
-        "exec" | "check" => {
+        EXEC | "check" => {
             let mut policy = None;
             let mut dry_run = false;
             while let Some(flag) = rest.next_flag() {
@@ -115,7 +117,7 @@ pub fn parse(argv: Vec<OsString>, wrappers_env: Option<&str>) -> Result<Invocati
                         &mut policy,
                         PolicySource::File(PathBuf::from(rest.value(&flag)?)),
                     )?,
-                    "--dry-run" if sub == "exec" => dry_run = rest.no_value(&flag, true)?,
+                    "--dry-run" if sub == EXEC => dry_run = rest.no_value(&flag, true)?,
                     "-h" | "--help" => return Ok(Invocation::Help),
                     other => return Err(usage(&format!("{sub}: unknown option {other}"))),
                 }
@@ -151,13 +153,13 @@ pub fn parse(argv: Vec<OsString>, wrappers_env: Option<&str>) -> Result<Invocati
             }
             Ok(Invocation::Features { json })
         }
-        "install" => {
+        INSTALL => {
             let mut dir = None;
             let mut wrappers = None;
             loop {
                 if let Some(flag) = rest.next_flag() {
                     match flag.name.as_str() {
-                        "--wrappers" => wrappers = Some(parse_wrappers(&rest.value(&flag)?)?),
+                        WRAPPERS_FLAG => wrappers = Some(parse_wrappers(&rest.value(&flag)?)?),
                         "-h" | "--help" => return Ok(Invocation::Help),
                         other => return Err(usage(&format!("install: unknown option {other}"))),
                     }
@@ -185,7 +187,7 @@ pub fn parse(argv: Vec<OsString>, wrappers_env: Option<&str>) -> Result<Invocati
     }
 }
 
-/// `Some(name)` when argv[0] names a wrapper rather than the launcher. A
+/// `Some(name)` when `argv[0]` names a wrapper rather than the launcher. A
 /// leading `-` (login shells: `-sh`) is not part of the name.
 fn wrapper_name(argv0: &OsStr) -> Option<OsString> {
     let base = Path::new(argv0).file_name()?.to_string_lossy();
@@ -372,6 +374,22 @@ mod tests {
                 args: os(&["-c", "echo"])
             }
         );
+    }
+
+    #[test]
+    fn usage_spells_the_contract_as_the_parser_does() {
+        // The help text is one literal; this keeps it from drifting from
+        // the names the webhook writes.
+        let flat: String = USAGE.split_whitespace().collect();
+        for needle in [
+            format!("{LAUNCHER_NAME}{EXEC}"),
+            format!("{LAUNCHER_NAME}{INSTALL}DIR[{WRAPPERS_FLAG}"),
+            DEFAULT_WRAPPERS.join(","),
+            POLICY_ENV.to_owned(),
+            WRAPPERS_ENV.to_owned(),
+        ] {
+            assert!(flat.contains(&needle), "{needle}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! The ABI that introduced each right is computed from the `landlock` crate's
 //! own `from_all(ABI)` tables, so this report and the enforcement status
-//! (`ruleset.rs`) cannot disagree about which kernel supports what.
+//! (`ruleset`) cannot disagree about which kernel supports what.
 
 use std::fmt::Write as _;
 

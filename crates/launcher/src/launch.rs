@@ -4,14 +4,15 @@
 use std::env;
 use std::ffi::{OsStr, OsString};
 
+use landgate_policy::env::ACTIVE as ACTIVE_ENV;
+use landgate_policy::{Enforcement, Policy};
+
 use crate::cli::{self, Invocation, PolicySource, USAGE, WRAPPERS_ENV};
 use crate::error::LaunchError;
 use crate::exec::{self, Resolved, SelfFile};
-use landgate_policy::env::ACTIVE as ACTIVE_ENV;
 use crate::features::Features;
 use crate::install;
 use crate::kernel::LandlockSupport;
-use landgate_policy::{Enforcement, Policy};
 use crate::ruleset::{Assessment, Plan, Status};
 
 /// `LANDGATE_QUIET=1` (or `true`/`yes`) silences the status line when the

@@ -1,11 +1,12 @@
-//! landgate's launcher: the policy wire format shared with the webhook, and
-//! the code that turns a policy into an enforced Landlock domain and then
-//! becomes the sandboxed command.
+//! landgate's launcher: turns a policy (the wire type and its names live in
+//! the contract crate, `landgate_policy`) into an enforced Landlock domain,
+//! then becomes the sandboxed command.
 //!
-//! Rooms: [`policy`] (wire type), [`cli`] (argv), [`launch`] (the flow),
-//! [`ruleset`] (policy → Landlock, status), [`seccomp`] (the MPTCP, TCP
-//! Fast Open and io_uring filters), [`exec`] (PATH lookup, execve), [`install`],
-//! [`features`], [`kernel`] (ABI probe), [`error`] (errors and exit codes).
+//! Rooms: [`cli`] (argv), [`launch`] (the flow), [`ruleset`] (policy →
+//! assessment → plan → Landlock, and the status report), [`seccomp`] (the
+//! MPTCP, TCP Fast Open and io_uring filters), [`exec`] (PATH lookup,
+//! execve), [`install`], [`features`], [`kernel`] (ABI probe), [`error`]
+//! (errors and exit codes).
 //!
 //! The launcher is synchronous and single-threaded on purpose:
 //! `landlock_restrict_self` and seccomp restrict the calling thread only.

@@ -33,8 +33,8 @@ pub fn exec(command: &[String]) -> Vec<String> {
 /// The original command of a wrapped one: `Some` only when `command` starts
 /// with [`EXEC_PREFIX`] and has something after it.
 pub fn unwrap_exec(command: &[String]) -> Option<&[String]> {
-    let wrapped = command.len() > EXEC_PREFIX.len()
-        && command.iter().zip(EXEC_PREFIX).all(|(a, b)| a == b);
+    let wrapped =
+        command.len() > EXEC_PREFIX.len() && command.iter().zip(EXEC_PREFIX).all(|(a, b)| a == b);
     wrapped.then(|| &command[EXEC_PREFIX.len()..])
 }
 
@@ -74,7 +74,13 @@ mod tests {
     fn install_names_the_wrappers() {
         assert_eq!(
             install(&["sh", "bash"]),
-            strings(&["/usr/local/bin/landgate", "install", "/landgate", "--wrappers", "sh,bash"])
+            strings(&[
+                "/usr/local/bin/landgate",
+                "install",
+                "/landgate",
+                "--wrappers",
+                "sh,bash"
+            ])
         );
     }
 }

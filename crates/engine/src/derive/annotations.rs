@@ -1,0 +1,536 @@
+//! The landgate annotations: their keys, parsing, validation and
+//! precedence, resolved once per container into [`ContainerSettings`].
+//!
+//! Precedence (DESIGN.md, "Where settings come from"), first match wins:
+//!
+//! 1. pod annotation with the per-container key, e.g. `landgate.dev/profile.web`;
+//! 2. pod annotation, e.g. `landgate.dev/profile`;
+//! 3. namespace annotation with the same (pod-wide) key;
+//! 4. the webhook's flags ([`Settings`]).
+//!
+//! Every `landgate.dev/*` annotation is validated whether or not it ends up
+//! used: a typo in a security setting must never silently widen what a
+//! process may do.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use landgate_policy::{AbsPath, Enforcement, Port, PortSet, layout};
+
+use crate::settings::{Profile, Settings};
+
+/// The annotation domain landgate owns.
+pub const ANNOTATION_PREFIX: &str = "landgate.dev/";
+/// `"false"` opts a pod out (pod-wide only: a pod is never half-wrapped).
+pub const INJECT: &str = "landgate.dev/inject";
+pub const PROFILE: &str = "landgate.dev/profile";
+pub const WRITABLE_PATHS: &str = "landgate.dev/writable-paths";
+pub const READABLE_PATHS: &str = "landgate.dev/readable-paths";
+pub const CONNECT_PORTS: &str = "landgate.dev/connect-ports";
+pub const ENFORCEMENT: &str = "landgate.dev/enforcement";
+/// `"allow"` lets a container use io_uring although its TCP is restricted
+/// (the launcher's `allow_io_uring`; it gives up TCP enforcement).
+pub const IO_URING: &str = "landgate.dev/io-uring";
+/// Written by the webhook (see `mutate`); never read as a setting.
+pub const STATUS: &str = "landgate.dev/status";
+
+/// The settings a landgate annotation can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Inject,
+    Profile,
+    WritablePaths,
+    ReadablePaths,
+    ConnectPorts,
+    Enforcement,
+    IoUring,
+}
+
+impl Key {
+    pub const ALL: &'static [Key] = &[
+        Key::Inject,
+        Key::Profile,
+        Key::WritablePaths,
+        Key::ReadablePaths,
+        Key::ConnectPorts,
+        Key::Enforcement,
+        Key::IoUring,
+    ];
+
+    /// The full annotation key (without a container suffix).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Key::Inject => INJECT,
+            Key::Profile => PROFILE,
+            Key::WritablePaths => WRITABLE_PATHS,
+            Key::ReadablePaths => READABLE_PATHS,
+            Key::ConnectPorts => CONNECT_PORTS,
+            Key::Enforcement => ENFORCEMENT,
+            Key::IoUring => IO_URING,
+        }
+    }
+
+    fn from_suffix(suffix: &str) -> Option<Self> {
+        Key::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str().strip_prefix(ANNOTATION_PREFIX) == Some(suffix))
+    }
+
+    fn per_container(self) -> bool {
+        self != Key::Inject
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a resolved setting came from; error messages and warnings name it so
+/// that the reader knows what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A pod annotation (the full key, container suffix included).
+    Pod(String),
+    /// An annotation on the pod's namespace.
+    Namespace { namespace: String, key: String },
+    /// A webhook flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Pod(key) => write!(f, "pod annotation {key}"),
+            Origin::Namespace { namespace, key } => {
+                write!(f, "annotation {key} on namespace {namespace}")
+            }
+            Origin::Flag(flag) => write!(f, "webhook flag {flag}"),
+        }
+    }
+}
+
+/// An annotation value that cannot be used; the pod is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("{origin} has invalid value {value:?}: {reason}; {fix}")]
+    InvalidValue {
+        origin: Origin,
+        value: String,
+        reason: String,
+        fix: String,
+    },
+    #[error(
+        "{origin} is not a landgate setting: landgate reads {known} (optionally with .<container-name> appended); fix the typo or remove it{where_}"
+    )]
+    UnknownKey {
+        origin: Origin,
+        known: String,
+        where_: String,
+    },
+    #[error(
+        "{origin} names container {container:?}, which this pod does not have (containers: {containers}); fix the container name after the dot"
+    )]
+    UnknownContainer {
+        origin: Origin,
+        container: String,
+        containers: String,
+    },
+    #[error(
+        "{origin}: {key} applies to the whole pod and takes no .<container-name> suffix (a pod is wrapped entirely or not at all){where_}"
+    )]
+    NotPerContainer {
+        origin: Origin,
+        key: Key,
+        where_: String,
+    },
+}
+
+/// A validated annotation value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Setting {
+    Inject(bool),
+    Profile(Profile),
+    Paths(Vec<AbsPath>),
+    Ports(PortSet),
+    Enforcement(Enforcement),
+    IoUring(bool),
+}
+
+/// The validated landgate annotations of a pod and its namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    /// (key, container) → (value, origin) from the pod.
+    pod: BTreeMap<(Key, Option<String>), (Setting, Origin)>,
+    /// key → (value, origin) from the namespace.
+    namespace: BTreeMap<Key, (Setting, Origin)>,
+}
+
+/// The settings of one container after precedence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSettings {
+    pub profile: Profile,
+    pub profile_origin: Origin,
+    pub enforcement: Enforcement,
+    pub enforcement_origin: Origin,
+    /// Extra writable paths (`landgate.dev/writable-paths`), with origin.
+    pub writable_paths: Option<(Vec<AbsPath>, Origin)>,
+    /// Extra readable paths (`landgate.dev/readable-paths`), with origin.
+    pub readable_paths: Option<(Vec<AbsPath>, Origin)>,
+    /// `None` = connect unrestricted.
+    pub connect_ports: Option<PortSet>,
+    /// Where io_uring was allowed (`landgate.dev/io-uring: allow`); `None`
+    /// = refused whenever TCP is restricted.
+    pub allow_io_uring: Option<Origin>,
+}
+
+impl Annotations {
+    /// Parses and validates every `landgate.dev/*` annotation of the pod and
+    /// its namespace. `containers` are all the pod's container names (init
+    /// and app), for checking per-container keys.
+    pub fn parse(
+        pod: &BTreeMap<String, String>,
+        namespace: &str,
+        namespace_annotations: &BTreeMap<String, String>,
+        containers: &[&str],
+    ) -> Result<Self, AnnotationError> {
+        let mut parsed = Annotations::default();
+        for (full_key, value) in pod {
+            let Some(suffix) = full_key.strip_prefix(ANNOTATION_PREFIX) else {
+                continue;
+            };
+            if full_key == STATUS {
+                continue;
+            }
+            let origin = Origin::Pod(full_key.clone());
+            let (name, container) = match suffix.split_once('.') {
+                Some((name, container)) => (name, Some(container)),
+                None => (suffix, None),
+            };
+            let Some(key) = Key::from_suffix(name) else {
+                return Err(unknown_key(origin, " from the pod"));
+            };
+            if let Some(container) = container {
+                if !key.per_container() {
+                    return Err(AnnotationError::NotPerContainer {
+                        origin,
+                        key,
+                        where_: "; remove the suffix".into(),
+                    });
+                }
+                if !containers.contains(&container) {
+                    return Err(AnnotationError::UnknownContainer {
+                        origin,
+                        container: container.to_owned(),
+                        containers: containers.join(", "),
+                    });
+                }
+            }
+            let setting = parse_value(key, value, &origin, "the pod")?;
+            parsed
+                .pod
+                .insert((key, container.map(str::to_owned)), (setting, origin));
+        }
+        for (full_key, value) in namespace_annotations {
+            let Some(suffix) = full_key.strip_prefix(ANNOTATION_PREFIX) else {
+                continue;
+            };
+            let origin = Origin::Namespace {
+                namespace: namespace.to_owned(),
+                key: full_key.clone(),
+            };
+            let where_ = format!(" from namespace {namespace}");
+            let (name, container) = match suffix.split_once('.') {
+                Some((name, container)) => (name, Some(container)),
+                None => (suffix, None),
+            };
+            let Some(key) = Key::from_suffix(name) else {
+                return Err(unknown_key(origin, &where_));
+            };
+            if container.is_some() {
+                // Container names are only meaningful within one pod.
+                return Err(AnnotationError::NotPerContainer {
+                    origin,
+                    key,
+                    where_: format!(
+                        " on a namespace; per-container keys belong on the pod. Remove the suffix{where_}"
+                    ),
+                });
+            }
+            let place = format!("namespace {namespace}");
+            let setting = parse_value(key, value, &origin, &place)?;
+            parsed.namespace.insert(key, (setting, origin));
+        }
+        Ok(parsed)
+    }
+
+    fn lookup(&self, key: Key, container: Option<&str>) -> Option<&(Setting, Origin)> {
+        container
+            .and_then(|c| self.pod.get(&(key, Some(c.to_owned()))))
+            .or_else(|| self.pod.get(&(key, None)))
+            .or_else(|| self.namespace.get(&key))
+    }
+
+    /// `Some(origin)` when the pod (or its namespace) opts out with
+    /// `landgate.dev/inject: "false"`.
+    pub fn opt_out(&self) -> Option<&Origin> {
+        match self.lookup(Key::Inject, None) {
+            Some((Setting::Inject(false), origin)) => Some(origin),
+            _ => None,
+        }
+    }
+
+    /// The settings for container `name` after precedence.
+    pub fn for_container(&self, settings: &Settings, name: &str) -> ContainerSettings {
+        let (profile, profile_origin) = match self.lookup(Key::Profile, Some(name)) {
+            Some((Setting::Profile(p), origin)) => (*p, origin.clone()),
+            _ => (settings.default_profile, Origin::Flag("--default-profile")),
+        };
+        let (enforcement, enforcement_origin) = match self.lookup(Key::Enforcement, Some(name)) {
+            Some((Setting::Enforcement(e), origin)) => (*e, origin.clone()),
+            _ => (
+                settings.default_enforcement,
+                Origin::Flag("--default-enforcement"),
+            ),
+        };
+        let paths = |key| match self.lookup(key, Some(name)) {
+            Some((Setting::Paths(paths), origin)) => Some((paths.clone(), origin.clone())),
+            _ => None,
+        };
+        let connect_ports = match self.lookup(Key::ConnectPorts, Some(name)) {
+            Some((Setting::Ports(ports), _)) => Some(ports.clone()),
+            _ => None,
+        };
+        let allow_io_uring = match self.lookup(Key::IoUring, Some(name)) {
+            Some((Setting::IoUring(true), origin)) => Some(origin.clone()),
+            _ => None,
+        };
+        ContainerSettings {
+            profile,
+            profile_origin,
+            enforcement,
+            enforcement_origin,
+            writable_paths: paths(Key::WritablePaths),
+            readable_paths: paths(Key::ReadablePaths),
+            connect_ports,
+            allow_io_uring,
+        }
+    }
+}
+
+fn unknown_key(origin: Origin, where_: &str) -> AnnotationError {
+    AnnotationError::UnknownKey {
+        origin,
+        known: Key::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        where_: where_.to_owned(),
+    }
+}
+
+fn parse_value(
+    key: Key,
+    value: &str,
+    origin: &Origin,
+    place: &str,
+) -> Result<Setting, AnnotationError> {
+    let invalid = |reason: String| AnnotationError::InvalidValue {
+        origin: origin.clone(),
+        value: value.to_owned(),
+        reason,
+        fix: format!("fix or remove the annotation on {place}"),
+    };
+    match key {
+        Key::Inject => match value.trim() {
+            "false" => Ok(Setting::Inject(false)),
+            "true" | "enabled" => Ok(Setting::Inject(true)),
+            _ => Err(invalid(
+                "expected \"false\" (opt out) or \"true\"".to_owned(),
+            )),
+        },
+        Key::Profile => value.trim().parse().map(Setting::Profile).map_err(invalid),
+        Key::IoUring => match value.trim() {
+            "allow" => Ok(Setting::IoUring(true)),
+            "deny" => Ok(Setting::IoUring(false)),
+            _ => Err(invalid(
+                "expected \"allow\" (gives up TCP enforcement for io_uring users) or \"deny\" (the default)"
+                    .to_owned(),
+            )),
+        },
+        Key::Enforcement => value
+            .trim()
+            .parse()
+            .map(Setting::Enforcement)
+            .map_err(|e| invalid(e.to_string())),
+        Key::WritablePaths | Key::ReadablePaths => {
+            let mut paths = Vec::new();
+            for item in split_list(value) {
+                let path: AbsPath = item.parse().map_err(|e| invalid(format!("{e}")))?;
+                if layout::in_dir(&path) {
+                    return Err(invalid(format!(
+                        "{path} is landgate's launcher directory, which stays read-only"
+                    )));
+                }
+                paths.push(path);
+            }
+            Ok(Setting::Paths(paths))
+        }
+        // An empty list is meaningful: no TCP connect at all.
+        Key::ConnectPorts => split_list(value)
+            .map(|item| {
+                item.parse::<Port>().map_err(|e| {
+                    invalid(format!(
+                        "{e} (write comma-separated port numbers, e.g. \"53,443\")"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|ports| Setting::Ports(ports.into_iter().collect())),
+    }
+}
+
+/// Comma-separated items, trimmed; empty items (a trailing comma) skipped.
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::derive::fixtures::settings_for;
+    use rstest::rstest;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn parse(pod: &[(&str, &str)], ns: &[(&str, &str)]) -> Result<Annotations, AnnotationError> {
+        Annotations::parse(&map(pod), "shop", &map(ns), &["web", "side"])
+    }
+
+    #[test]
+    fn precedence_container_key_then_pod_then_namespace_then_flag() {
+        let s = Settings::default();
+        let ns = [(PROFILE, "ports-only"), (ENFORCEMENT, "required")];
+        let a = parse(
+            &[
+                (PROFILE, "strict"),
+                ("landgate.dev/profile.web", "baseline"),
+            ],
+            &ns,
+        )
+        .unwrap();
+        let web = a.for_container(&s, "web");
+        assert_eq!(web.profile, Profile::Baseline);
+        assert_eq!(
+            web.profile_origin,
+            Origin::Pod("landgate.dev/profile.web".into())
+        );
+        assert_eq!(a.for_container(&s, "side").profile, Profile::Strict);
+        assert_eq!(web.enforcement, Enforcement::Required);
+        assert_eq!(
+            web.enforcement_origin.to_string(),
+            "annotation landgate.dev/enforcement on namespace shop"
+        );
+        let none = parse(&[], &[]).unwrap().for_container(&s, "web");
+        assert_eq!(none.profile, Profile::Baseline);
+        assert_eq!(
+            none.enforcement_origin,
+            Origin::Flag("--default-enforcement")
+        );
+        let ns_only = parse(&[], &ns).unwrap().for_container(&s, "web");
+        assert_eq!(ns_only.profile, Profile::PortsOnly);
+    }
+
+    #[rstest]
+    #[case(ENFORCEMENT, "bogus", "expected best-effort or required")]
+    #[case(PROFILE, "paranoid", "expected one of baseline, strict, ports-only")]
+    #[case(INJECT, "no", "expected \"false\"")]
+    #[case(CONNECT_PORTS, "443,https", "port https is out of range")]
+    #[case(CONNECT_PORTS, "70000", "port 70000 is out of range")]
+    #[case(WRITABLE_PATHS, "/data,cache", "\"cache\" is relative")]
+    #[case(READABLE_PATHS, "/srv/../etc", "`..`")]
+    #[case(WRITABLE_PATHS, "/landgate/bin", "launcher directory")]
+    fn invalid_values_name_key_and_value(
+        #[case] key: &str,
+        #[case] value: &str,
+        #[case] reason: &str,
+    ) {
+        let err = parse(&[(key, value)], &[]).unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+        assert!(err.contains(&format!("{value:?}")), "{err}");
+        assert!(err.contains(reason), "{err}");
+        assert!(err.contains("on the pod"), "{err}");
+        let err = parse(&[], &[(key, value)]).unwrap_err().to_string();
+        assert!(err.contains("namespace shop"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_containers_are_refused() {
+        let err = parse(&[("landgate.dev/conect-ports", "443")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("landgate.dev/conect-ports"), "{err}");
+        assert!(err.contains("landgate.dev/connect-ports"), "{err}");
+        let err = parse(&[("landgate.dev/connect-ports.wbe", "443")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"wbe\"") && err.contains("web, side"),
+            "{err}"
+        );
+        let err = parse(&[("landgate.dev/inject.web", "false")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whole pod"), "{err}");
+        let err = parse(&[], &[("landgate.dev/profile.web", "strict")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("belong on the pod"), "{err}");
+        // Other domains and the status annotation are not settings.
+        assert!(parse(&[("example.com/x", "y"), (STATUS, "{}")], &[]).is_ok());
+    }
+
+    #[test]
+    fn opt_out() {
+        assert!(
+            parse(&[(INJECT, "false")], &[])
+                .unwrap()
+                .opt_out()
+                .is_some()
+        );
+        assert!(parse(&[(INJECT, "true")], &[]).unwrap().opt_out().is_none());
+        assert!(
+            parse(&[], &[(INJECT, "false")])
+                .unwrap()
+                .opt_out()
+                .is_some()
+        );
+        assert!(
+            parse(&[(INJECT, "true")], &[(INJECT, "false")])
+                .unwrap()
+                .opt_out()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn connect_ports_sorted_deduped_and_empty_means_none() {
+        assert_eq!(
+            settings_for(&[(CONNECT_PORTS, " 5432, 53,443,53,")]).connect_ports,
+            Some(PortSet::from([53, 443, 5432]))
+        );
+        assert_eq!(
+            settings_for(&[(CONNECT_PORTS, "")]).connect_ports,
+            Some(PortSet::from([]))
+        );
+        assert_eq!(settings_for(&[]).connect_ports, None);
+    }
+}

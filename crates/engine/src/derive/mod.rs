@@ -1,0 +1,30 @@
+//! Every rule about what a container may do. Pure.
+//!
+//! [`Annotations`] validates a pod's and its namespace's `landgate.dev/*`
+//! annotations and resolves them, once per container, into
+//! [`ContainerSettings`]; [`derive_policy`] turns those settings, the
+//! container and the pod's volumes into its
+//! [`Policy`](landgate_policy::Policy) and the warnings it costs.
+//! [`mounts_writable`] and [`path_dirs`] tell the engine what a container can
+//! write beyond its own policy.
+
+mod annotations;
+#[cfg(test)]
+mod fixtures;
+mod mounts;
+mod path_dirs;
+mod policy;
+mod ports;
+
+pub use annotations::{
+    ANNOTATION_PREFIX, AnnotationError, Annotations, CONNECT_PORTS, ContainerSettings, ENFORCEMENT,
+    INJECT, IO_URING, Key, Origin, PROFILE, READABLE_PATHS, STATUS, WRITABLE_PATHS,
+};
+pub use mounts::mounts_writable;
+pub use path_dirs::{PathDirs, path_dirs};
+pub use policy::{Derived, derive_policy};
+
+// The launcher directory is the contract's (`landgate_policy::layout`); these
+// names stay so that callers of `derive::` need not change. Nothing of the pod
+// may be mounted there or made writable beneath it.
+pub use landgate_policy::layout::{DIR as LAUNCHER_DIR, in_dir as in_launcher_dir};
