@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-/// How one admission ended.
+/// How one admission ended. Exhaustive on purpose: a new outcome must be
+/// placed by every consumer (metrics labels, the log, the preview).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Outcome {
     /// Every container now runs through the launcher; the patch says how.
     Wrapped,

@@ -12,7 +12,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
-use landgate_engine::mutate::{PodContext, Verdict, mutate_pod};
+use landgate_engine::Outcome;
+use landgate_engine::mutate::{PodContext, mutate_pod};
 use landgate_engine::settings::Settings;
 use serde_json::json;
 
@@ -63,15 +64,16 @@ fn bench(c: &mut Criterion) {
     for n in [1usize, 10, 50] {
         let fresh = pod(n);
         let wrapped = mutate_pod(&settings, context, &fresh).expect("wraps");
-        assert_eq!(wrapped.verdict, Verdict::Wrapped);
-        let again = mutate_pod(&settings, context, &wrapped.pod).expect("second pass");
-        assert_eq!(again.verdict, Verdict::AlreadyWrapped);
+        assert_eq!(wrapped.outcome, Outcome::Wrapped);
+        let wrapped = landgate_engine::patch::apply(&fresh, &wrapped.patch).expect("applies");
+        let again = mutate_pod(&settings, context, &wrapped).expect("second pass");
+        assert_eq!(again.outcome, Outcome::AlreadyWrapped);
 
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::new("first_pass", n), &fresh, |b, p| {
             b.iter(|| mutate_pod(&settings, context, black_box(p)))
         });
-        group.bench_with_input(BenchmarkId::new("second_pass", n), &wrapped.pod, |b, p| {
+        group.bench_with_input(BenchmarkId::new("second_pass", n), &wrapped, |b, p| {
             b.iter(|| mutate_pod(&settings, context, black_box(p)))
         });
     }

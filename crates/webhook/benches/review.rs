@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
         let answered = landgate_webhook::admission::review(&settings, &no_annotations, &body)
             .expect("the bench review is answered");
         assert!(
-            String::from_utf8_lossy(&answered.body).contains("\"patch\""),
+            String::from_utf8_lossy(&answered.body()).contains("\"patch\""),
             "the bench pod is wrapped"
         );
 

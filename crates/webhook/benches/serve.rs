@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use landgate_webhook::server::{self, ConnectionLimits, ServerConfig};
 use landgate_engine::settings::Settings;
+use landgate_webhook::server::{self, ConnectionLimits, ServerConfig};
 use landgate_webhook::tls;
 
 const REVIEW: &str = include_str!("../../../tests/fixtures/admission/pod-create.json");

@@ -1,44 +1,24 @@
-//! AdmissionReview in, AdmissionResponse out. Transport-free: the server
-//! hands it bytes and writes back what it returns.
+//! AdmissionReview in, AdmissionResponse out, transport-free: the server
+//! hands it bytes and writes back [`Reviewed::body`].
+//!
+//! The review is deserialised once, straight into typed Pods, and the answer
+//! serialised once. Only a review whose pod does not deserialise (a kind that
+//! is not a Pod, or a pod landgate cannot read) is parsed a second time,
+//! generically, to answer it properly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-
-use landgate_engine::mutate::{self, PodContext, Verdict};
+use kube::core::{DynamicObject, Resource};
 use landgate_engine::settings::Settings;
-use landgate_engine::update;
+use landgate_engine::{Outcome, PodContext, mutate_pod, update};
+use serde::Serialize;
 
 /// The only AdmissionReview version the webhook registers for.
 const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
-
-/// How a review ended, for metrics and the log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ReviewOutcome {
-    /// The pod was wrapped (the response carries a patch).
-    Mutated,
-    /// Admitted unchanged: not a pod CREATE, already wrapped, opted out, ...
-    Skipped,
-    /// Refused with a message.
-    Rejected,
-    /// The webhook could not do its job (answered, but not with a verdict
-    /// about the pod).
-    Error,
-}
-
-impl ReviewOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mutated => "mutated",
-            Self::Skipped => "skipped",
-            Self::Rejected => "rejected",
-            Self::Error => "error",
-        }
-    }
-}
 
 /// A request body that is not an AdmissionReview this webhook can answer.
 /// The server turns it into a 400: there is no uid to echo.
@@ -56,21 +36,24 @@ pub enum BadReview {
     MissingRequest,
 }
 
-/// The answer to one review, with what the log line and metrics need.
+/// The answer to one review, with what the log line needs.
 #[derive(Debug)]
 pub struct Reviewed {
-    /// The serialized AdmissionReview response body.
-    pub body: Vec<u8>,
-    pub outcome: ReviewOutcome,
+    pub response: AdmissionResponse,
+    pub outcome: Outcome,
     pub uid: String,
     pub namespace: String,
     /// Pod name, or `generateName*` for pods named by the API server.
     pub name: String,
     pub dry_run: bool,
-    pub patch_ops: usize,
-    pub warnings: usize,
-    /// Why the pod was skipped or rejected (logged, never the pod itself).
-    pub reason: Option<String>,
+}
+
+impl Reviewed {
+    /// The AdmissionReview response body: the one serialisation of the
+    /// answer.
+    pub fn body(&self) -> Vec<u8> {
+        encode(&self.response)
+    }
 }
 
 /// Answers one AdmissionReview body.
@@ -79,33 +62,59 @@ pub fn review(
     namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
     body: &[u8],
 ) -> Result<Reviewed, BadReview> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+    match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
+        Ok(review) => {
+            let request = request_of(review)?;
+            let (response, outcome) =
+                answer(settings, namespace_annotations, &request, |object, which| {
+                    object.map(Cow::Borrowed).ok_or_else(|| missing(which))
+                });
+            Ok(reviewed(&request, response, outcome))
+        }
+        Err(_) => {
+            let review: AdmissionReview<DynamicObject> =
+                serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+            let request = request_of(review)?;
+            let (response, outcome) = answer(settings, namespace_annotations, &request, read_pod);
+            Ok(reviewed(&request, response, outcome))
+        }
+    }
+}
+
+fn request_of<T: Resource>(review: AdmissionReview<T>) -> Result<AdmissionRequest<T>, BadReview> {
     if review.types.api_version != ADMISSION_API_VERSION {
         return Err(BadReview::WrongApiVersion(review.types.api_version));
     }
-    let request: AdmissionRequest<DynamicObject> =
-        review.try_into().map_err(|_| BadReview::MissingRequest)?;
+    review.try_into().map_err(|_| BadReview::MissingRequest)
+}
 
-    let mut reviewed = Reviewed {
-        body: Vec::new(),
-        outcome: ReviewOutcome::Skipped,
+fn reviewed<T: Resource>(
+    request: &AdmissionRequest<T>,
+    response: AdmissionResponse,
+    outcome: Outcome,
+) -> Reviewed {
+    let name = match request.object.as_ref().map(Resource::meta) {
+        _ if !request.name.is_empty() => request.name.clone(),
+        Some(meta) => match (&meta.name, &meta.generate_name) {
+            (Some(name), _) => name.clone(),
+            (None, Some(prefix)) => format!("{prefix}*"),
+            (None, None) => String::new(),
+        },
+        None => String::new(),
+    };
+    Reviewed {
+        response,
+        outcome,
         uid: request.uid.clone(),
         namespace: request.namespace.clone().unwrap_or_default(),
-        name: request.name.clone(),
+        name,
         dry_run: request.dry_run,
-        patch_ops: 0,
-        warnings: 0,
-        reason: None,
-    };
-    let response = answer(settings, namespace_annotations, &request, &mut reviewed);
-    reviewed.body = encode(response);
-    Ok(reviewed)
+    }
 }
 
 /// What the webhook does with a request, by operation and subresource.
 enum Review {
-    /// A pod CREATE: wrap it ([`mutate::mutate_pod`]).
+    /// A pod CREATE: wrap it ([`mutate_pod`]).
     Create,
     /// A pod UPDATE, plain or through `pods/ephemeralcontainers` (which
     /// carries the whole Pod as object and oldObject): refuse what would
@@ -114,7 +123,7 @@ enum Review {
 }
 
 impl Review {
-    fn of(request: &AdmissionRequest<DynamicObject>) -> Option<Self> {
+    fn of<T: Resource>(request: &AdmissionRequest<T>) -> Option<Self> {
         let is_pod = request.kind.group.is_empty()
             && request.kind.version == "v1"
             && request.kind.kind == "Pod";
@@ -132,15 +141,18 @@ impl Review {
 /// The subresource `kubectl debug` patches.
 const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 
-fn answer(
+/// The answer to one request, and how it ended. `read` gives the pod in the
+/// request's `object` or `oldObject` (named by its second argument), or the
+/// message for the denial.
+pub fn answer<'r, T: Resource>(
     settings: &Settings,
     namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
-    request: &AdmissionRequest<DynamicObject>,
-    reviewed: &mut Reviewed,
-) -> AdmissionResponse {
+    request: &'r AdmissionRequest<T>,
+    read: impl Fn(Option<&'r T>, &str) -> Result<Cow<'r, Pod>, String>,
+) -> (AdmissionResponse, Outcome) {
     let response = AdmissionResponse::from(request);
     let Some(kind) = Review::of(request) else {
-        reviewed.reason = Some(format!(
+        let why = format!(
             "not a pod creation or update ({:?} {}{})",
             request.operation,
             request.kind.kind,
@@ -149,34 +161,27 @@ fn answer(
                 .as_deref()
                 .map(|s| format!("/{s}"))
                 .unwrap_or_default()
-        ));
-        return response;
+        );
+        return (response, Outcome::Passed(why));
     };
-    let pod = match read_pod(request.object.as_ref(), "object") {
+    let pod = match read(request.object.as_ref(), "object") {
         Ok(pod) => pod,
-        Err(message) => return unreadable(response, reviewed, message),
+        Err(message) => return unreadable(response, message),
     };
-    if reviewed.name.is_empty() {
-        reviewed.name = match (&pod.metadata.name, &pod.metadata.generate_name) {
-            (Some(name), _) => name.clone(),
-            (None, Some(prefix)) => format!("{prefix}*"),
-            (None, None) => String::new(),
-        };
-    }
     // A pod's namespace is the request's; the object often leaves it empty.
-    let namespace = reviewed.namespace.clone();
+    let namespace = request.namespace.as_deref().unwrap_or_default();
     match kind {
         Review::Create => {
-            let annotations = namespace_annotations(&namespace);
+            let annotations = namespace_annotations(namespace);
             let context = PodContext {
-                namespace: &namespace,
+                namespace,
                 namespace_annotations: &annotations,
             };
-            wrap(settings, context, &pod, response, reviewed)
+            wrap(settings, context, &pod, response)
         }
-        Review::Update => match read_pod(request.old_object.as_ref(), "oldObject") {
-            Ok(old) => guard(&namespace, &old, &pod, response, reviewed),
-            Err(message) => unreadable(response, reviewed, message),
+        Review::Update => match read(request.old_object.as_ref(), "oldObject") {
+            Ok(old) => guard(namespace, &old, &pod, response),
+            Err(message) => unreadable(response, message),
         },
     }
 }
@@ -187,18 +192,10 @@ fn guard(
     old: &Pod,
     pod: &Pod,
     response: AdmissionResponse,
-    reviewed: &mut Reviewed,
-) -> AdmissionResponse {
+) -> (AdmissionResponse, Outcome) {
     match update::check_update(namespace, old, pod) {
-        Ok(admitted) => {
-            reviewed.reason = Some(admitted.reason().to_owned());
-            response
-        }
-        Err(err) => {
-            reviewed.outcome = ReviewOutcome::Rejected;
-            reviewed.reason = Some(err.to_string());
-            deny(response, 403, "Forbidden", err.to_string())
-        }
+        Ok(admitted) => (response, Outcome::Passed(admitted.reason().to_owned())),
+        Err(err) => refuse(response, err.to_string()),
     }
 }
 
@@ -208,108 +205,117 @@ fn wrap(
     context: PodContext<'_>,
     pod: &Pod,
     response: AdmissionResponse,
-    reviewed: &mut Reviewed,
-) -> AdmissionResponse {
-    match mutate::mutate_pod(settings, context, pod) {
+) -> (AdmissionResponse, Outcome) {
+    let mutation = match mutate_pod(settings, context, pod) {
+        Ok(mutation) => mutation,
+        Err(err) => return refuse(response, err.to_string()),
+    };
+    let mut response = response;
+    if !mutation.warnings.is_empty() {
+        response.warnings = Some(mutation.warnings);
+    }
+    if mutation.patch.0.is_empty() {
+        return (response, mutation.outcome);
+    }
+    match response.clone().with_patch(mutation.patch) {
+        Ok(patched) => (patched, mutation.outcome),
         Err(err) => {
-            reviewed.outcome = ReviewOutcome::Rejected;
-            reviewed.reason = Some(err.to_string());
-            deny(response, 403, "Forbidden", err.to_string())
-        }
-        Ok(mutation) => {
-            reviewed.warnings = mutation.warnings.len();
-            reviewed.patch_ops = mutation.patch.0.len();
-            reviewed.outcome = match &mutation.verdict {
-                Verdict::Wrapped => ReviewOutcome::Mutated,
-                Verdict::AlreadyWrapped => {
-                    reviewed.reason = Some("already wrapped".into());
-                    ReviewOutcome::Skipped
-                }
-                Verdict::Skipped(reason) => {
-                    reviewed.reason = Some(reason.clone());
-                    ReviewOutcome::Skipped
-                }
-            };
-            let mut response = response;
-            if !mutation.warnings.is_empty() {
-                response.warnings = Some(mutation.warnings);
-            }
-            if mutation.patch.0.is_empty() {
-                return response;
-            }
-            match response.clone().with_patch(mutation.patch) {
-                Ok(patched) => patched,
-                Err(err) => {
-                    reviewed.outcome = ReviewOutcome::Error;
-                    reviewed.reason = Some(err.to_string());
-                    deny(
-                        response,
-                        500,
-                        "InternalError",
-                        format!("landgate could not encode its patch: {err}"),
-                    )
-                }
-            }
+            let message = format!("landgate could not encode its patch: {err}");
+            (
+                deny(response, 500, "InternalError", &message),
+                Outcome::Failed(message),
+            )
         }
     }
 }
 
-/// The pod in `object` (the request's `object` or `oldObject`, named by
-/// `which`); the error is the message for the denial.
-fn read_pod(object: Option<&DynamicObject>, which: &str) -> Result<Pod, String> {
-    let object =
-        object.ok_or_else(|| format!("the admission request for a pod carries no {which}"))?;
+fn missing(which: &str) -> String {
+    format!("the admission request for a pod carries no {which}")
+}
+
+/// The pod in a generically parsed `object` or `oldObject` (named by
+/// `which`); the error is the message for the denial. Only reached when the
+/// typed parse failed.
+fn read_pod<'r>(object: Option<&'r DynamicObject>, which: &str) -> Result<Cow<'r, Pod>, String> {
+    let object = object.ok_or_else(|| missing(which))?;
     serde_json::to_value(object)
         .and_then(serde_json::from_value)
+        .map(Cow::Owned)
         .map_err(|err| {
             format!("landgate could not read the pod in the admission request's {which}: {err}")
         })
 }
 
-/// A request whose pod cannot be read: the webhook cannot judge it.
-fn unreadable(
-    response: AdmissionResponse,
-    reviewed: &mut Reviewed,
-    message: String,
-) -> AdmissionResponse {
-    reviewed.outcome = ReviewOutcome::Error;
-    reviewed.reason = Some(message.clone());
-    deny(response, 400, "BadRequest", message)
+fn refuse(response: AdmissionResponse, message: String) -> (AdmissionResponse, Outcome) {
+    (
+        deny(response, 403, "Forbidden", &message),
+        Outcome::Refused(message),
+    )
 }
 
-fn deny(
-    response: AdmissionResponse,
-    code: u16,
-    reason: &str,
-    message: impl ToString,
-) -> AdmissionResponse {
+/// A request whose pod cannot be read: the webhook cannot judge it.
+fn unreadable(response: AdmissionResponse, message: String) -> (AdmissionResponse, Outcome) {
+    (
+        deny(response, 400, "BadRequest", &message),
+        Outcome::Failed(message),
+    )
+}
+
+fn deny(response: AdmissionResponse, code: u16, reason: &str, message: &str) -> AdmissionResponse {
     let mut response = response.deny(message);
     response.result.code = code;
     response.result.reason = reason.to_owned();
     response
 }
 
-/// Serializes the response review. kube-core models `patch` as bytes, which
-/// serde_json writes as an array of numbers; the API contract (Go's []byte)
-/// is a base64 string, so it is rewritten here.
-fn encode(response: AdmissionResponse) -> Vec<u8> {
-    let mut value = match serde_json::to_value(response.into_review()) {
-        Ok(value) => value,
-        Err(err) => unreachable!("AdmissionReview serializes: {err}"),
+/// The AdmissionReview around a response, as the API server reads it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewBody<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    response: ResponseBody<'a>,
+}
+
+/// kube-core models `patch` as bytes, which serde writes as an array of
+/// numbers; the API contract (Go's `[]byte`) is a base64 string. Mirroring
+/// the response here writes it right the first time.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseBody<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: &'a kube::core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    audit_annotations: &'a std::collections::HashMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a Vec<String>>,
+}
+
+fn encode(response: &AdmissionResponse) -> Vec<u8> {
+    let patch = response
+        .patch
+        .as_ref()
+        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+    let body = ReviewBody {
+        api_version: &response.types.api_version,
+        kind: &response.types.kind,
+        response: ResponseBody {
+            uid: &response.uid,
+            allowed: response.allowed,
+            status: &response.result,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            audit_annotations: &response.audit_annotations,
+            warnings: response.warnings.as_ref(),
+        },
     };
-    if let Some(patch) = value.pointer_mut("/response/patch") {
-        let bytes: Vec<u8> = patch
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        *patch = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
-    }
-    serde_json::to_vec(&value).unwrap_or_else(|err| unreachable!("JSON value serializes: {err}"))
+    // Strings, numbers and maps of strings: serialisation cannot fail.
+    serde_json::to_vec(&body).unwrap_or_else(|err| unreachable!("AdmissionReview serializes: {err}"))
 }
 
 #[cfg(test)]
@@ -328,7 +334,7 @@ mod tests {
             &serde_json::to_vec(body).unwrap(),
         )
         .unwrap();
-        let answer: Value = serde_json::from_slice(&reviewed.body).unwrap();
+        let answer: Value = serde_json::from_slice(&reviewed.body()).unwrap();
         (reviewed, answer)
     }
 
@@ -354,7 +360,7 @@ mod tests {
         let mut body = pod_review("CREATE", json!({"apiVersion": "v1", "kind": "ConfigMap"}));
         body["request"]["kind"]["kind"] = json!("ConfigMap");
         let (reviewed, answer) = run(&body);
-        assert_eq!(reviewed.outcome, ReviewOutcome::Skipped);
+        assert!(matches!(reviewed.outcome, Outcome::Passed(_)), "{:?}", reviewed.outcome);
         assert_eq!(answer["response"]["allowed"], json!(true));
         assert_eq!(
             answer["response"]["uid"],
@@ -375,9 +381,9 @@ mod tests {
             namespace: "shop",
             namespace_annotations: &annotations,
         };
-        let mutation = mutate::mutate_pod(&Settings::default(), context, &pod).unwrap();
-        assert_eq!(mutation.verdict, Verdict::Wrapped);
-        serde_json::to_value(mutation.pod).unwrap()
+        let mutation = mutate_pod(&Settings::default(), context, &pod).unwrap();
+        assert_eq!(mutation.outcome, Outcome::Wrapped);
+        serde_json::to_value(landgate_engine::patch::apply(&pod, &mutation.patch).unwrap()).unwrap()
     }
 
     /// An UPDATE of `old` to `new`, through `sub_resource` if given, the
@@ -410,7 +416,7 @@ mod tests {
     }
 
     fn assert_refused(reviewed: &Reviewed, answer: &Value, needle: &str) {
-        assert_eq!(reviewed.outcome, ReviewOutcome::Rejected);
+        assert!(matches!(reviewed.outcome, Outcome::Refused(_)), "{:?}", reviewed.outcome);
         assert_eq!(answer["response"]["allowed"], json!(false));
         assert_eq!(answer["response"]["status"]["code"], json!(403));
         let message = answer["response"]["status"]["message"].as_str().unwrap();
@@ -419,11 +425,10 @@ mod tests {
     }
 
     fn assert_admitted_unchanged(reviewed: &Reviewed, answer: &Value, reason: &str) {
-        assert_eq!(reviewed.outcome, ReviewOutcome::Skipped);
-        assert_eq!(reviewed.reason.as_deref(), Some(reason));
+        assert_eq!(reviewed.outcome, Outcome::Passed(reason.to_owned()));
         assert_eq!(answer["response"]["allowed"], json!(true));
         assert!(answer["response"].get("patch").is_none());
-        assert_eq!(reviewed.patch_ops, 0);
+        assert!(reviewed.response.patch.is_none());
     }
 
     #[test]
@@ -507,7 +512,7 @@ mod tests {
         let mut body = update_review(json!(null), stored_pod(), None);
         body["request"].as_object_mut().unwrap().remove("oldObject");
         let (reviewed, answer) = run(&body);
-        assert_eq!(reviewed.outcome, ReviewOutcome::Error);
+        assert!(matches!(reviewed.outcome, Outcome::Failed(_)), "{:?}", reviewed.outcome);
         assert_eq!(answer["response"]["allowed"], json!(false));
         assert_eq!(answer["response"]["status"]["code"], json!(400));
         let message = answer["response"]["status"]["message"].as_str().unwrap();
@@ -530,15 +535,15 @@ mod tests {
         let mut body = update_review(old, new, sub_resource);
         body["request"]["operation"] = json!(operation);
         let (reviewed, answer) = run(&body);
-        assert_eq!(reviewed.outcome, ReviewOutcome::Skipped);
+        assert!(matches!(reviewed.outcome, Outcome::Passed(_)), "{:?}", reviewed.outcome);
         assert!(
             reviewed
-                .reason
-                .as_deref()
+                .outcome
+                .reason()
                 .unwrap()
                 .starts_with("not a pod creation or update"),
             "{:?}",
-            reviewed.reason
+            reviewed.outcome
         );
         assert_eq!(answer["response"]["allowed"], json!(true));
         assert!(answer["response"].get("patch").is_none());
@@ -550,7 +555,7 @@ mod tests {
             "CREATE",
             json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": "nope"}}),
         ));
-        assert_eq!(reviewed.outcome, ReviewOutcome::Error);
+        assert!(matches!(reviewed.outcome, Outcome::Failed(_)), "{:?}", reviewed.outcome);
         assert_eq!(answer["response"]["allowed"], json!(false));
         assert_eq!(answer["response"]["status"]["code"], json!(400));
         assert_eq!(
@@ -583,7 +588,7 @@ mod tests {
         let response = AdmissionResponse::invalid("x")
             .with_patch(json_patch::Patch(vec![]))
             .unwrap();
-        let value: Value = serde_json::from_slice(&encode(response)).unwrap();
+        let value: Value = serde_json::from_slice(&encode(&response)).unwrap();
         assert_eq!(value["response"]["patch"], json!("W10="));
         assert_eq!(value["response"]["patchType"], json!("JSONPatch"));
     }

@@ -9,9 +9,24 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use landgate_engine::Outcome;
 
-use crate::admission::ReviewOutcome;
 use crate::server::{CloseReason, Listener};
+
+/// The `outcome` label values, few and stable for dashboards: a patch
+/// (`mutated`), admitted without one (`skipped`), refused (`rejected`), or
+/// landgate could not judge (`error`).
+const OUTCOME_LABELS: [&str; 4] = ["mutated", "skipped", "rejected", "error"];
+
+/// The `outcome` label of an [`Outcome`].
+pub fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Wrapped => "mutated",
+        Outcome::Refused(_) => "rejected",
+        Outcome::Failed(_) => "error",
+        Outcome::AlreadyWrapped | Outcome::Skipped(_) | Outcome::Passed(_) => "skipped",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -76,16 +91,9 @@ impl Metrics {
             "Admission reviews answered, by outcome (mutated, skipped, rejected, error)",
             metrics.reviews.clone(),
         );
-        for outcome in [
-            ReviewOutcome::Mutated,
-            ReviewOutcome::Skipped,
-            ReviewOutcome::Rejected,
-            ReviewOutcome::Error,
-        ] {
+        for outcome in OUTCOME_LABELS {
             // Export zeros so that rate() and alerts work before the first event.
-            let _ = metrics.reviews.get_or_create(&OutcomeLabels {
-                outcome: outcome.as_str(),
-            });
+            let _ = metrics.reviews.get_or_create(&OutcomeLabels { outcome });
         }
         registry.register(
             "admission_review_duration_seconds",
@@ -145,10 +153,10 @@ impl Metrics {
         (metrics, registry)
     }
 
-    pub fn review(&self, outcome: ReviewOutcome, elapsed: Duration) {
+    pub fn review(&self, outcome: &Outcome, elapsed: Duration) {
         self.reviews
             .get_or_create(&OutcomeLabels {
-                outcome: outcome.as_str(),
+                outcome: outcome_label(outcome),
             })
             .inc();
         self.review_duration.observe(elapsed.as_secs_f64());
@@ -214,9 +222,9 @@ mod tests {
     #[test]
     fn counts_reviews_by_outcome() {
         let (metrics, registry) = Metrics::new();
-        metrics.review(ReviewOutcome::Mutated, Duration::from_micros(50));
-        metrics.review(ReviewOutcome::Mutated, Duration::from_micros(70));
-        metrics.review(ReviewOutcome::Rejected, Duration::from_micros(20));
+        metrics.review(&Outcome::Wrapped, Duration::from_micros(50));
+        metrics.review(&Outcome::Wrapped, Duration::from_micros(70));
+        metrics.review(&Outcome::Refused("no".into()), Duration::from_micros(20));
         let text = encode(&registry);
         assert!(
             text.contains(r#"landgate_admission_reviews_total{outcome="mutated"} 2"#),

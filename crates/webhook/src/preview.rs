@@ -16,7 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use landgate_policy::Policy;
 use serde::Deserialize;
 
-use landgate_engine::mutate::{self, MutateError, PodContext, Verdict};
+use landgate_engine::mutate::{self, MutateError, PodContext};
+use landgate_engine::Outcome;
 use landgate_engine::settings::Settings;
 
 /// One previewed object.
@@ -24,8 +25,9 @@ use landgate_engine::settings::Settings;
 pub struct PreviewItem {
     pub kind: String,
     pub name: String,
-    /// "wrapped" | "already-wrapped" | "skipped: <reason>"
-    pub verdict: String,
+    /// Shown as "wrapped" | "already-wrapped" | "skipped: <reason>".
+    #[serde(rename = "verdict", serialize_with = "as_text")]
+    pub outcome: Outcome,
     /// The patch, relative to the object given (so under /spec/template/...
     /// for workloads).
     pub patch: json_patch::Patch,
@@ -184,7 +186,7 @@ fn preview_object(
     }
     let Some(template) = template_path(&kind) else {
         return Ok(PreviewItem {
-            verdict: format!("skipped: {kind} has no pod template"),
+            outcome: Outcome::Skipped(format!("{kind} has no pod template")),
             kind,
             name,
             patch: json_patch::Patch(Vec::new()),
@@ -280,7 +282,7 @@ fn preview_object(
         }),
     })?;
     Ok(PreviewItem {
-        verdict: verdict_text(&mutation.verdict),
+        outcome: mutation.outcome,
         kind,
         name,
         patch,
@@ -290,12 +292,8 @@ fn preview_object(
     })
 }
 
-fn verdict_text(verdict: &Verdict) -> String {
-    match verdict {
-        Verdict::Wrapped => "wrapped".into(),
-        Verdict::AlreadyWrapped => "already-wrapped".into(),
-        Verdict::Skipped(reason) => format!("skipped: {reason}"),
-    }
+fn as_text<S: serde::Serializer>(outcome: &Outcome, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(outcome)
 }
 
 fn reroot(base: &PointerBuf, op: PatchOperation) -> PatchOperation {

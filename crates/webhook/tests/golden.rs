@@ -12,9 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use landgate_engine::mutate::{PodContext, Verdict, mutate_pod};
-use landgate_webhook::preview::{self, OutputFormat, PreviewError, PreviewItem};
+use landgate_engine::Outcome;
+use landgate_engine::mutate::{PodContext, mutate_pod};
 use landgate_engine::settings::Settings;
+use landgate_webhook::preview::{self, OutputFormat, PreviewError, PreviewItem};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -46,7 +47,7 @@ fn golden_value(result: &Result<Vec<PreviewItem>, PreviewError>) -> Value {
                     json!({
                         "kind": item.kind,
                         "name": item.name,
-                        "verdict": item.verdict,
+                        "verdict": item.outcome.to_string(),
                         "patch": item.patch,
                         "policies": item.policies,
                         "warnings": item.warnings,
@@ -106,10 +107,10 @@ fn previewed_objects_are_stable_on_a_second_pass() {
         let Ok(items) = preview::preview(&settings, &input) else {
             continue;
         };
-        for item in items.iter().filter(|i| i.verdict == "wrapped") {
+        for item in items.iter().filter(|i| i.outcome == Outcome::Wrapped) {
             let again = preview::preview(&settings, &item.object.to_string()).unwrap();
             assert_eq!(again.len(), 1);
-            assert_eq!(again[0].verdict, "already-wrapped", "{}", file.display());
+            assert_eq!(again[0].outcome.to_string(), "already-wrapped", "{}", file.display());
             assert!(again[0].patch.0.is_empty(), "{}", file.display());
             assert_eq!(again[0].policies, item.policies);
         }
@@ -121,7 +122,7 @@ fn renders_every_format() {
     let settings = Settings::default();
     let input = std::fs::read_to_string(fixtures().join("pods/redis.yaml")).unwrap();
     let items = preview::preview(&settings, &input).unwrap();
-    assert_eq!(items[0].verdict, "skipped: Service has no pod template");
+    assert_eq!(items[0].outcome.to_string(), "skipped: Service has no pod template");
 
     let yaml = preview::render(&items, OutputFormat::Yaml).unwrap();
     let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&yaml)
@@ -196,7 +197,7 @@ fn bad_documents_are_reported() {
         {"kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "a", "command": ["x"]}]}}
     ]});
     let items = preview::preview(&Settings::default(), &list.to_string()).unwrap();
-    assert_eq!(items[0].verdict, "wrapped");
+    assert_eq!(items[0].outcome.to_string(), "wrapped");
 }
 
 /// The engine and the preview agree on pods: the preview is the engine plus
@@ -216,7 +217,8 @@ fn preview_of_a_pod_is_the_engine_answer() {
         &pod,
     )
     .unwrap();
-    assert_eq!(mutation.verdict, Verdict::Wrapped);
+    assert_eq!(mutation.outcome, Outcome::Wrapped);
     assert_eq!(item.patch, mutation.patch);
-    assert_eq!(item.object, serde_json::to_value(&mutation.pod).unwrap());
+    let mutated = landgate_engine::patch::apply(&pod, &mutation.patch).unwrap();
+    assert_eq!(item.object, serde_json::to_value(&mutated).unwrap());
 }

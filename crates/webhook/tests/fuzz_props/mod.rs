@@ -23,15 +23,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use landgate_policy::env::ACTIVE as ACTIVE_ENV;
-use landgate_policy::{AbsPath, POLICY_ENV, Policy};
-use landgate_webhook::admission::{self, ReviewOutcome};
 use landgate_engine::derive::{self, Annotations};
 use landgate_engine::mount_path;
 use landgate_engine::mutate::{
-    self, INIT_CONTAINER_NAME, LAUNCHER, Mutation, PodContext, Verdict, WRAPPER_DIR,
+    self, INIT_CONTAINER_NAME, LAUNCHER, Mutation, PodContext, WRAPPER_DIR,
 };
 use landgate_engine::settings::Settings;
+use landgate_policy::env::ACTIVE as ACTIVE_ENV;
+use landgate_policy::{AbsPath, POLICY_ENV, Policy};
+use landgate_engine::Outcome;
+use landgate_webhook::admission;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -73,7 +74,7 @@ pub fn admission_review(body: &[u8]) -> Checked {
     let Ok(reviewed) = admission::review(&Settings::default(), &namespace_annotations, body) else {
         return Ok(());
     };
-    let answer: Value = serde_json::from_slice(&reviewed.body)
+    let answer: Value = serde_json::from_slice(&reviewed.body())
         .map_err(|e| format!("the answer is not JSON: {e}"))?;
     // serde_json skips the fields a type ignores without checking their
     // UTF-8, so review() reads some bodies a Value cannot hold; the API
@@ -101,15 +102,15 @@ pub fn admission_review(body: &[u8]) -> Checked {
     let allowed = response["allowed"]
         .as_bool()
         .ok_or_else(|| format!("`allowed` is not a bool: {}", response["allowed"]))?;
-    let expected = matches!(
+    let expected = !matches!(
         reviewed.outcome,
-        ReviewOutcome::Mutated | ReviewOutcome::Skipped
+        Outcome::Refused(_) | Outcome::Failed(_)
     );
     ensure(allowed == expected, || {
         format!("outcome {:?} but allowed = {allowed}", reviewed.outcome)
     })?;
     let Some(patch) = response.get("patch") else {
-        return ensure(reviewed.outcome != ReviewOutcome::Mutated, || {
+        return ensure(reviewed.outcome != Outcome::Wrapped, || {
             "a mutated pod's answer carries no patch".to_owned()
         });
     };
@@ -125,12 +126,8 @@ pub fn admission_review(body: &[u8]) -> Checked {
         .map_err(|e| format!("the patch is not base64: {e}"))?;
     let patch: json_patch::Patch = serde_json::from_slice(&bytes)
         .map_err(|e| format!("the patch is not an RFC 6902 patch: {e}"))?;
-    ensure(patch.0.len() == reviewed.patch_ops, || {
-        format!(
-            "the answer has {} patch operations, the log line says {}",
-            patch.0.len(),
-            reviewed.patch_ops
-        )
+    ensure(Some(&bytes) == reviewed.response.patch.as_ref(), || {
+        "the answer's patch is not the response's".to_owned()
     })?;
     // The API server applies the patch to the object as it sent it, not to
     // the engine's typed copy of it. It always sends the object's own
@@ -217,6 +214,26 @@ pub struct PodCase {
     pub pod: Pod,
 }
 
+/// The engine's answer with the pod its patch gives (the engine itself
+/// never computes it).
+pub struct Applied {
+    pub outcome: Outcome,
+    pub patch: json_patch::Patch,
+    pub pod: Pod,
+    pub policies: BTreeMap<String, landgate_policy::Policy>,
+}
+
+impl Applied {
+    fn new(m: Mutation, pod: Pod) -> Self {
+        Self {
+            outcome: m.outcome,
+            patch: m.patch,
+            pod,
+            policies: m.policies,
+        }
+    }
+}
+
 /// The engine on one pod: no panic; on `Ok`, the patch applies to the pod's
 /// JSON and gives the reported pod; a wrapped pod is wrapped entirely
 /// ([`wrapped_entirely`]), a skipped one untouched or entirely unwrapped
@@ -224,7 +241,7 @@ pub struct PodCase {
 /// and a second pass over the result changes nothing (the mutate.rs module
 /// docs: "A pod that already looks exactly as landgate would make it gets
 /// an empty patch"). Returns the first pass's mutation, for reinvocation.
-pub fn pod_case(case: &PodCase) -> Result<Option<Mutation>, String> {
+pub fn pod_case(case: &PodCase) -> Result<Option<Applied>, String> {
     let settings = Settings::default();
     let context = PodContext {
         namespace: &case.namespace,
@@ -239,9 +256,6 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Mutation>, String> {
         .map_err(|e| format!("the patch does not apply to the pod: {e}"))?;
     let patched: Pod = serde_json::from_value(doc.clone())
         .map_err(|e| format!("the patched pod does not deserialize as a Pod: {e}"))?;
-    ensure(doc == json(&first.pod), || {
-        "the patched pod differs from the pod the engine reports".to_owned()
-    })?;
     ensure(json(&patched) == doc, || {
         "the patched pod does not survive a Pod round trip".to_owned()
     })?;
@@ -250,20 +264,22 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Mutation>, String> {
         || "the engine changed metadata other than landgate.dev/status".to_owned(),
     )?;
 
-    match &first.verdict {
-        Verdict::Wrapped => {
+    let first = Applied::new(first, patched.clone());
+    match &first.outcome {
+        Outcome::Wrapped => {
             ensure(!first.patch.0.is_empty(), || {
-                "verdict Wrapped with an empty patch".to_owned()
+                "outcome Wrapped with an empty patch".to_owned()
             })?;
             wrapped_entirely(&first)?;
         }
-        Verdict::AlreadyWrapped => {
+        Outcome::AlreadyWrapped => {
             ensure(first.patch.0.is_empty(), || {
-                "verdict AlreadyWrapped with a non-empty patch".to_owned()
+                "outcome AlreadyWrapped with a non-empty patch".to_owned()
             })?;
             wrapped_entirely(&first)?;
         }
-        Verdict::Skipped(reason) => skipped(&case.pod, &first, reason)?,
+        Outcome::Skipped(reason) => skipped(&case.pod, &first, reason)?,
+        other => return Err(format!("the engine answered a pod with {other:?}")),
     }
 
     let second = mutate::mutate_pod(&settings, context, &first.pod)
@@ -274,14 +290,14 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Mutation>, String> {
             serde_json::to_string(&second.patch).unwrap_or_default()
         )
     })?;
-    let expected = match &first.verdict {
-        Verdict::Wrapped | Verdict::AlreadyWrapped => Verdict::AlreadyWrapped,
+    let expected = match &first.outcome {
+        Outcome::Wrapped | Outcome::AlreadyWrapped => Outcome::AlreadyWrapped,
         skipped => skipped.clone(),
     };
-    ensure(second.verdict == expected, || {
+    ensure(second.outcome == expected, || {
         format!(
-            "second pass verdict {:?} after {:?}",
-            second.verdict, first.verdict
+            "second pass outcome {:?} after {:?}",
+            second.outcome, first.outcome
         )
     })?;
     ensure(second.policies == first.policies, || {
@@ -316,7 +332,7 @@ fn status_of(pod: &Pod) -> Option<Result<mutate::Status, String>> {
 /// Every container but landgate-init runs through the launcher, reads a
 /// policy the launcher accepts, cannot reach the launcher volume other than
 /// through the one read-only mount, and finds the wrappers first on PATH.
-fn wrapped_entirely(m: &Mutation) -> Checked {
+fn wrapped_entirely(m: &Applied) -> Checked {
     let spec = m.pod.spec.as_ref().ok_or("a wrapped pod has no spec")?;
     let init = spec.init_containers.as_deref().unwrap_or_default();
     ensure(
@@ -520,7 +536,7 @@ fn kubelet_expand(value: &str) -> Result<String, String> {
 
 /// A skipped pod is untouched, or, when a previous pass wrapped it, unwrapped
 /// entirely: never half-wrapped.
-fn skipped(input: &Pod, m: &Mutation, reason: &str) -> Checked {
+fn skipped(input: &Pod, m: &Applied, reason: &str) -> Checked {
     ensure(m.policies.is_empty(), || {
         "a skipped pod has policies".to_owned()
     })?;

@@ -12,12 +12,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use landgate_engine::mutate::{
-    INIT_CONTAINER_NAME, LAUNCHER, MutateError, Mutation, PodContext, Verdict, mutate_pod,
-};
+use landgate_engine::mutate::{INIT_CONTAINER_NAME, LAUNCHER, MutateError, PodContext, mutate_pod};
+use landgate_engine::Outcome;
 use landgate_engine::settings::Settings;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+
+mod support;
+use support::Run;
 
 fn pick(values: &'static [&'static str]) -> impl Strategy<Value = &'static str> + Clone {
     proptest::sample::select(values)
@@ -216,7 +218,9 @@ fn pod() -> impl Strategy<Value = Value> {
         })
 }
 
-fn mutate(pod: &Pod) -> Result<Mutation, MutateError> {
+/// The engine's answer with its patch applied; a patch that does not apply
+/// fails the property.
+fn mutate(pod: &Pod) -> Result<Run, MutateError> {
     let annotations = BTreeMap::new();
     mutate_pod(
         &Settings::default(),
@@ -226,14 +230,15 @@ fn mutate(pod: &Pod) -> Result<Mutation, MutateError> {
         },
         pod,
     )
+    .map(|m| Run::of(pod, m).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn to_pod(v: &Value) -> Pod {
     serde_json::from_value(v.clone()).expect("generated pods deserialize")
 }
 
-/// The patch applies to the pod's JSON and gives the reported pod.
-fn check_patch(input: &Pod, m: &Mutation) -> Result<(), TestCaseError> {
+/// The patch applies to the pod's JSON and gives the pod `m` holds.
+fn check_patch(input: &Pod, m: &Run) -> Result<(), TestCaseError> {
     let mut doc = serde_json::to_value(input).unwrap();
     json_patch::patch(&mut doc, &m.patch)
         .map_err(|e| TestCaseError::fail(format!("patch does not apply: {e}\n{:?}", m.patch)))?;
@@ -241,7 +246,7 @@ fn check_patch(input: &Pod, m: &Mutation) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn check_wrapped_entirely(m: &Mutation) -> Result<(), TestCaseError> {
+fn check_wrapped_entirely(m: &Run) -> Result<(), TestCaseError> {
     let p = serde_json::to_value(&m.pod).unwrap();
     let init = p["spec"]["initContainers"]
         .as_array()
@@ -311,7 +316,7 @@ proptest! {
             return Ok(());
         };
         check_patch(&input, &first)?;
-        if first.verdict == Verdict::Wrapped {
+        if first.outcome == Outcome::Wrapped {
             check_wrapped_entirely(&first)?;
         } else {
             // Skipped: the containers are untouched.
@@ -323,11 +328,11 @@ proptest! {
         }
         let second = mutate(&first.pod).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(second.patch.0.is_empty(), "{:?}", second.patch);
-        let expected = match &first.verdict {
-            Verdict::Wrapped | Verdict::AlreadyWrapped => Verdict::AlreadyWrapped,
+        let expected = match &first.outcome {
+            Outcome::Wrapped | Outcome::AlreadyWrapped => Outcome::AlreadyWrapped,
             skipped => skipped.clone(),
         };
-        prop_assert_eq!(second.verdict, expected);
+        prop_assert_eq!(second.outcome, expected);
         prop_assert_eq!(second.policies, first.policies);
     }
 
@@ -350,7 +355,7 @@ proptest! {
                     serde_json::to_value(&reinvoked.pod).unwrap(),
                     serde_json::to_value(&single.pod).unwrap(),
                 );
-                if matches!(single.verdict, Verdict::Skipped(_)) {
+                if matches!(single.outcome, Outcome::Skipped(_)) {
                     // The one step a revert cannot undo: user-supplied
                     // LANDGATE_* env, removed by the first pass.
                     strip_landgate_env(&mut a);
@@ -361,7 +366,7 @@ proptest! {
             }
             (Err(_), Err(_)) => {}
             (a, b) => prop_assert!(false, "reinvocation {:?} vs single pass {:?}",
-                a.map(|m| m.verdict), b.map(|m| m.verdict)),
+                a.map(|m| m.outcome), b.map(|m| m.outcome)),
         }
     }
 }

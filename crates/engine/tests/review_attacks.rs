@@ -11,19 +11,21 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use landgate_engine::mutate::{
-    Mutation, PathEdit, PodContext, Verdict, container_hash, init_container, mutate_pod,
-};
+use landgate_engine::Outcome;
+use landgate_engine::mutate::{PathEdit, PodContext, container_hash, init_container, mutate_pod};
 use landgate_engine::settings::Settings;
 use serde_json::{Value, json};
+
+mod support;
+use support::Run;
 
 const STATUS: &str = "landgate.dev/status";
 const POLICY: &str = "LANDGATE_POLICY";
 const REBUILT: &str = "landgate-init differed from what landgate injects";
 
-fn mutate_ns(v: &Value, ns: &BTreeMap<String, String>) -> Result<Mutation, String> {
+fn mutate_ns(v: &Value, ns: &BTreeMap<String, String>) -> Result<Run, String> {
     let pod: Pod = serde_json::from_value(v.clone()).unwrap();
-    mutate_pod(
+    let m = mutate_pod(
         &Settings::default(),
         PodContext {
             namespace: "shop",
@@ -31,20 +33,21 @@ fn mutate_ns(v: &Value, ns: &BTreeMap<String, String>) -> Result<Mutation, Strin
         },
         &pod,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(Run::of(&pod, m).unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn mutate(v: &Value) -> Result<Mutation, String> {
+fn mutate(v: &Value) -> Result<Run, String> {
     mutate_ns(v, &BTreeMap::new())
 }
 
-fn admitted(v: &Value) -> Mutation {
+fn admitted(v: &Value) -> Run {
     mutate(v).unwrap_or_else(|e| panic!("refused: {e}"))
 }
 
 fn refused(v: &Value) -> String {
     match mutate(v) {
-        Ok(m) => panic!("admitted as {:?}", m.verdict),
+        Ok(m) => panic!("admitted as {:?}", m.outcome),
         Err(e) => e,
     }
 }
@@ -58,13 +61,13 @@ fn refused_with(v: &Value, parts: &[&str]) -> String {
     err
 }
 
-fn pod_json(m: &Mutation) -> Value {
+fn pod_json(m: &Run) -> Value {
     serde_json::to_value(&m.pod).unwrap()
 }
 
 fn wrapped(v: &Value) -> Value {
     let m = admitted(v);
-    assert_eq!(m.verdict, Verdict::Wrapped);
+    assert_eq!(m.outcome, Outcome::Wrapped);
     pod_json(&m)
 }
 
@@ -96,7 +99,7 @@ fn env_value<'a>(c: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|e| e["value"].as_str())
 }
 
-fn has_warning(m: &Mutation, parts: &[&str]) -> bool {
+fn has_warning(m: &Run, parts: &[&str]) -> bool {
     m.warnings
         .iter()
         .any(|w| parts.iter().all(|part| w.contains(part)))
@@ -135,7 +138,7 @@ fn expected_init(p: &Value, tokens: &[Value]) -> Value {
 /// further pass finds nothing to do. Returns the rebuilt pod.
 fn assert_rebuilt(p: &Value, differing: &[&str], tokens: &[Value]) -> Value {
     let m = admitted(p);
-    assert_eq!(m.verdict, Verdict::Wrapped, "{:?}", m.warnings);
+    assert_eq!(m.outcome, Outcome::Wrapped, "{:?}", m.warnings);
     let warning = m
         .warnings
         .iter()
@@ -149,8 +152,8 @@ fn assert_rebuilt(p: &Value, differing: &[&str], tokens: &[Value]) -> Value {
     assert_eq!(out["spec"]["initContainers"][0], expected_init(p, tokens));
     let again = admitted(&out);
     assert_eq!(
-        again.verdict,
-        Verdict::AlreadyWrapped,
+        again.outcome,
+        Outcome::AlreadyWrapped,
         "{:?}",
         again.warnings
     );
@@ -212,7 +215,7 @@ fn symlink_in_a_writable_volume_cannot_redirect_a_mount_onto_landgate() {
     let mut v = attack;
     v["spec"]["volumes"][0] = json!({"name": "shared", "configMap": {"name": "cfg"}});
     v["spec"]["initContainers"][0]["volumeMounts"][0]["readOnly"] = json!(true);
-    assert_eq!(admitted(&v).verdict, Verdict::Wrapped);
+    assert_eq!(admitted(&v).outcome, Outcome::Wrapped);
 }
 
 /// The same without any runtime write: an image volume (tenant's image)
@@ -401,7 +404,7 @@ fn termination_log_under_landgate_is_refused_in_wrapped_containers() {
     // landgate-init: the API server's default is no difference...
     let mut p = wrapped(&web_pod());
     p["spec"]["initContainers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
-    assert_eq!(admitted(&p).verdict, Verdict::AlreadyWrapped);
+    assert_eq!(admitted(&p).outcome, Outcome::AlreadyWrapped);
     // ...any other path gets it rebuilt.
     p["spec"]["initContainers"][0]["terminationMessagePath"] = json!("/landgate/landgate");
     let out = assert_rebuilt(&p, &["terminationMessagePath"], &[]);
@@ -473,7 +476,7 @@ fn path_entries_that_cannot_be_judged_are_refused_under_required() {
         let mut v = web_pod();
         v["spec"]["containers"][0]["env"] = env;
         let m = admitted(&v);
-        assert_eq!(m.verdict, Verdict::Wrapped);
+        assert_eq!(m.outcome, Outcome::Wrapped);
         assert!(
             has_warning(&m, &["cannot be judged at admission", entry]),
             "{:?}",
@@ -534,7 +537,7 @@ fn value_from_path_is_refused_under_required() {
     let mut v = web_pod();
     v["spec"]["containers"][0]["env"] = env;
     let m = admitted(&v);
-    assert_eq!(m.verdict, Verdict::Wrapped);
+    assert_eq!(m.outcome, Outcome::Wrapped);
     assert!(has_warning(&m, &["valueFrom"]), "{:?}", m.warnings);
 }
 
@@ -649,7 +652,7 @@ fn known_mesh_sidecar_without_command_unwraps_or_refuses() {
         p
     };
     let p = add_proxy(wrapped(&web_pod()));
-    assert!(matches!(admitted(&p).verdict, Verdict::Skipped(_)));
+    assert!(matches!(admitted(&p).outcome, Outcome::Skipped(_)));
     let p = add_proxy(wrapped(&required(web_pod())));
     refused_with(&p, &["istio-proxy", "only `args`, no `command`"]);
 }
@@ -736,7 +739,7 @@ fn holds_skip_on_a_forged_pod_unwraps_completely() {
     let mut p = wrapped(&web_pod());
     p["metadata"]["annotations"]["landgate.dev/inject"] = json!("false");
     let m = admitted(&p);
-    assert!(matches!(m.verdict, Verdict::Skipped(_)));
+    assert!(matches!(m.outcome, Outcome::Skipped(_)));
     let out = pod_json(&m);
     assert_eq!(out["spec"]["initContainers"], Value::Null);
     let c = &out["spec"]["containers"][0];
