@@ -29,13 +29,27 @@ dev port="8443" admin="8080":
     echo "landgate is serving https://localhost:{{port}}/mutate and /preview (metrics: http://127.0.0.1:{{admin}}/metrics). Ctrl-C stops it."
     wait $pid
 
-# The whole suite: formatting, lints, unit and integration tests, then the end-to-end suite.
-test: lint unit e2e
+# The whole suite: formatting, lints, dependency policy, unit and integration tests, then the end-to-end suite.
+test: lint deny unit e2e
 
 # Formatting and clippy, warnings as errors.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Dependency policy (deny.toml): licences, duplicate majors, sources; advisories when the RustSec database can be fetched.
+deny:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-deny >/dev/null || { echo "cargo-deny not found: run scripts/setup.sh (cargo install cargo-deny --locked)" >&2; exit 1; }
+    cargo deny --log-level error check bans licenses sources
+    # The advisory database is a git repository on github.com; without it
+    # the check cannot run, which is said rather than passed.
+    if cargo deny --log-level error fetch db 2>/dev/null; then
+        cargo deny --log-level error check advisories
+    else
+        echo "deny: SKIPPED advisories: cannot fetch the RustSec advisory database (https://github.com/rustsec/advisory-db) from this machine"
+    fi
 
 # Unit and integration tests (real kernel, real TLS), without the cluster.
 unit:

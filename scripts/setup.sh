@@ -59,4 +59,10 @@ if ! command -v just >/dev/null; then
   log "installing just (cargo install, about a minute)"
   cargo install just --locked --version 1.59.0 --quiet
 fi
+# cargo-deny checks the dependency policy in deny.toml (`just deny`, part of
+# `just test`); pinned so that a new release cannot change what passes.
+if ! cargo deny --version 2>/dev/null | grep -q '^cargo-deny 0\.20\.2$'; then
+  log "installing cargo-deny (cargo install, about five minutes)"
+  cargo install cargo-deny --locked --version 0.20.2 --quiet
+fi
 log "ready"
