@@ -30,7 +30,7 @@ pub enum MutateError {
     EnforcementUnreachable {
         pod: String,
         container: String,
-        /// Where `required` came from ([`Origin`], rendered).
+        /// Where `required` came from ([`crate::derive::Origin`], rendered).
         origin: String,
         why: String,
         fix: &'static str,

@@ -5,7 +5,7 @@
 //! - [`mutate`]: the entry point, [`mutate::mutate_pod`], and its phases:
 //!   `read` → `reinvoke` → `decide` → `wrap` / `unwrap`, with `inject`,
 //!   `container`, `status` and `patch` building what they write.
-//! - [`derive`]: every rule about what a container may do (annotations,
+//! - [`derive`](mod@derive): every rule about what a container may do (annotations,
 //!   settings precedence, policy derivation).
 //! - [`mount_path`]: mount paths normalised as the kubelet does, and the
 //!   checks that keep `/landgate` landgate's.

@@ -7,7 +7,7 @@
 //! - an emptyDir volume `landgate` (medium Memory, [`VOLUME_SIZE_LIMIT`]);
 //! - FIRST among the init containers, `landgate-init`, which runs
 //!   `/usr/local/bin/landgate install /landgate --wrappers sh,bash,…`
-//!   ([`crate::inject`]);
+//!   (`inject`);
 //! - in every other container (init containers, native sidecars, app
 //!   containers): the volume read-only at `/landgate`, `command` prefixed
 //!   with `/landgate/landgate exec --` (args are untouched: the kubelet
@@ -17,11 +17,10 @@
 //!   ENV must not pre-set the marker); user-supplied `LANDGATE_*` env removed;
 //! - the `landgate.dev/status` annotation ([`Status`]).
 //!
-//! The phases, one file each: [`crate::read`] (names, annotations and
-//! settings, resolved once), [`crate::reinvoke`] (verifying a previous
-//! pass), [`crate::decide`] (wrap, skip or refuse), [`crate::wrap`] /
-//! [`crate::unwrap`], [`crate::inject`], [`crate::status`],
-//! [`crate::patch`].
+//! The phases, one file each: `read` (names, annotations and settings,
+//! resolved once), `reinvoke` (verifying a previous pass), `decide` (wrap,
+//! skip or refuse), `wrap` / `unwrap`; and what they write: `inject`,
+//! `container`, `status`, [`crate::patch`].
 
 use std::collections::BTreeMap;
 

@@ -102,7 +102,7 @@ fn parse_enforcement(s: &str) -> Result<Enforcement, String> {
         .map_err(|e: landgate_policy::PolicyError| e.to_string())
 }
 
-/// How much a container is confined (see DESIGN.md, "Profiles").
+/// How much a container is confined (the contract, `crates/policy/README.md`, "Profiles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Profile {

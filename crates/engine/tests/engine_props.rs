@@ -8,6 +8,7 @@
 //!   container's `LANDGATE_POLICY` equal to the reported policy;
 //! - reinvocation after another webhook appended a container gives the same
 //!   pod as seeing that container on the first pass (nothing wrapped twice).
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::collections::BTreeMap;
 

@@ -10,6 +10,7 @@
 //! Runs are interleaved (one of each per round) so that machine noise hits
 //! both sides alike; the medians are compared. Under `cargo test` (no
 //! `--bench` argument) it only does a few rounds as a smoke test.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,5 +1,6 @@
 //! The command line: required mode, bad policies, exit codes, check,
 //! features and install, through the built binary.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Filesystem rules, inheritance and exec semantics, on the real kernel.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 mod common;
 

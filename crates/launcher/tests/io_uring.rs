@@ -5,6 +5,8 @@
 //! `MSG_FASTOPEN` past the send filter. The launcher refuses io_uring with
 //! ENOSYS whenever TCP is restricted, unless the policy sets
 //! `allow_io_uring`, which these tests show is a real bypass.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
+#![allow(unsafe_code)] // raw io_uring_setup and a pre_exec dup2: each block says why it is sound
 
 mod common;
 

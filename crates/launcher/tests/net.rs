@@ -1,4 +1,5 @@
 //! TCP rules and the MPTCP and TCP Fast Open filters, on the real kernel.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 mod common;
 

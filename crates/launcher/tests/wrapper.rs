@@ -1,4 +1,5 @@
 //! Wrapper mode (argv[0] is not `landgate`) and PATH resolution.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 mod common;
 

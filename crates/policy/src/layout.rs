@@ -15,7 +15,7 @@ pub const DIR: &str = "/landgate";
 pub const LAUNCHER: &str = "/landgate/landgate";
 /// The wrapper symlinks; first on every wrapped container's PATH.
 pub const WRAPPER_DIR: &str = "/landgate/bin";
-/// The launcher's file name in [`DIR`]; also the argv[0] basename that means
+/// The launcher's file name in [`DIR`]; also the `argv[0]` basename that means
 /// "the launcher itself, not a wrapper".
 pub const LAUNCHER_NAME: &str = "landgate";
 /// The launcher binary inside the launcher image. Not under [`DIR`]: the

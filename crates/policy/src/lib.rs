@@ -5,7 +5,7 @@
 //!
 //! - [`Policy`]: the wire type in `LANDGATE_POLICY` (with [`Port`],
 //!   [`PortSet`] and [`AbsPath`], each normalised by construction).
-//! - [`env`]: the environment variables.
+//! - [`env`](mod@env): the environment variables.
 //! - [`layout`]: the `/landgate` volume.
 //! - [`argv`]: the launcher command lines the webhook writes.
 //! - [`wrappers`]: the wrapper names and their validation.

@@ -178,7 +178,7 @@ pub enum PolicyError {
     PortOutOfRange(String),
     #[error("path {0:?} is relative: policy paths must be absolute (start with /)")]
     RelativePath(String),
-    #[error("path {0:?} contains `.` or `..`: write the normalised absolute path")]
+    #[error("path {0:?} contains `..`: write the normalised absolute path")]
     UnnormalisedPath(String),
     #[error(
         "unsupported policy version {0}: this launcher reads version {POLICY_VERSION}; use a launcher image that matches the webhook"

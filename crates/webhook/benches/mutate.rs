@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo bench -p landgate-webhook --bench mutate
 //! ```
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

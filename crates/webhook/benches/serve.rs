@@ -4,6 +4,7 @@
 //!
 //! cargo bench -p landgate-webhook --bench serve
 //! LANDGATE_BENCH_REQUESTS=20000 LANDGATE_BENCH_CONCURRENCY=64 cargo bench ...
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -16,6 +16,7 @@
 //!
 //! LANDGATE_SOAK_REVIEWS (10000), LANDGATE_SOAK_IDLE (1000) and
 //! LANDGATE_SOAK_RATE (reviews/s, 500) change the size.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 #[path = "../tests/support/wire.rs"]
 mod wire;

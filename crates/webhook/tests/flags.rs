@@ -1,5 +1,6 @@
 //! The engine's `Settings` as the webhook's flags (the engine builds them
 //! only with its `clap` feature, which the webhook turns on).
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use clap::Parser;
 use landgate_engine::settings::{Profile, Settings, UnknownEntrypoint};

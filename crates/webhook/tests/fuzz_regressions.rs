@@ -4,6 +4,7 @@
 //! raw bytes for the byte-level targets, and for the structure-aware ones
 //! the JSON of what their model produced (see `fuzz/README.md` for how to
 //! add some). A file named `crash-*` is a finding reported but not yet fixed.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 mod fuzz_props;
 

@@ -9,6 +9,7 @@
 //! ```
 //!
 //! and read the diff before committing it.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Connection limits on a real TLS listener on loopback, each set small:
 //! clients that connect and say nothing, say it slowly, go idle, hold too
 //! many connections or open too many HTTP/2 streams.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 #[path = "support/wire.rs"]
 mod wire;
@@ -8,8 +9,8 @@ mod wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use landgate_webhook::server::{BoundServer, ConnectionLimits, ServerConfig};
 use landgate_engine::settings::Settings;
+use landgate_webhook::server::{BoundServer, ConnectionLimits, ServerConfig};
 use landgate_webhook::tls;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;

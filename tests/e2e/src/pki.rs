@@ -11,7 +11,7 @@
 //!
 //! Rotation writes a new generation and renames a fresh `..data` symlink
 //! over the old one, so the webhook never sees a certificate without its key
-//! (DESIGN.md: a file watcher on the cert path misses this swap; re-reading
+//! (a file watcher on the cert path misses this swap; re-reading
 //! at connection time does not).
 
 use std::path::{Path, PathBuf};

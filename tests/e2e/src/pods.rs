@@ -1,5 +1,5 @@
 //! The pods the scenarios submit, and what "stored mutated" and "stored
-//! unchanged" mean for them (DESIGN.md, "The two halves").
+//! unchanged" mean for them (the contract, `crates/policy/README.md`, "A wrapped pod").
 
 use std::collections::BTreeSet;
 
@@ -297,7 +297,7 @@ pub fn check_container(original: &Container, wrapped: &Container) -> anyhow::Res
 }
 
 /// A status annotation that only says why landgate left the pod alone
-/// (`{"version":1,"skipped":"<reason>"}`): the record DESIGN.md asks for, not
+/// (`{"version":1,"skipped":"<reason>"}`): the record the contract asks for, not
 /// a change to what runs.
 pub fn records_a_skip(status: &str) -> bool {
     serde_json::from_str::<Value>(status).is_ok_and(|status| {

@@ -6,6 +6,7 @@
 //! `bash tests/e2e/build-control-plane.sh` and `cargo build -p landgate-webhook`
 //! (`just e2e` does all three). On failure the state directory with every
 //! component's log is kept and its path printed.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The landgate annotations: their keys, parsing, validation and
 //! precedence, resolved once per container into [`ContainerSettings`].
 //!
-//! Precedence (DESIGN.md, "Where settings come from"), first match wins:
+//! Precedence (the contract, `crates/policy/README.md`, "Annotations"), first match wins:
 //!
 //! 1. pod annotation with the per-container key, e.g. `landgate.dev/profile.web`;
 //! 2. pod annotation, e.g. `landgate.dev/profile`;
