@@ -10,8 +10,8 @@ use anyhow::{Context as _, bail};
 
 use crate::preview::{self, OutputFormat};
 use crate::server::{self, ConnectionLimits, ServerConfig};
-use landgate_engine::settings::Settings;
 use crate::tls::{self, CertFiles};
+use landgate_engine::settings::Settings;
 
 #[derive(Debug, clap::Parser)]
 #[command(

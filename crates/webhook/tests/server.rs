@@ -1,393 +1,37 @@
-//! The real `landgate-webhook serve` binary on loopback, with generated
-//! certificates, spoken to over TLS by a client that trusts only that CA.
+//! The HTTPS transport, spoken to over TLS by clients that trust only a
+//! throw-away CA: first the server bound in process on port 0, then the real
+//! `landgate-webhook serve` binary for what only the binary does (flags,
+//! SIGTERM, exit status). What the routes answer: tests/router.rs;
+//! connection limits one by one: tests/limits.rs.
+#![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
+#[path = "support/webhook.rs"]
+mod webhook;
 #[path = "support/wire.rs"]
 mod wire;
 
-use std::io::Read as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
-use landgate_webhook::tls::{DevCa, dev_names, install_crypto_provider};
-use serde_json::{Value, json};
+use landgate_engine::settings::Settings;
+use landgate_webhook::server::{BoundServer, ServeError};
+use landgate_webhook::tls::{CertFiles, dev_names};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::time::Instant;
+use webhook::Webhook;
 
 const POD_CREATE: &str = include_str!("../../../tests/fixtures/admission/pod-create.json");
-const POD_CREATE_DRY_RUN: &str =
-    include_str!("../../../tests/fixtures/admission/pod-create-dry-run.json");
-const CONFIGMAP_CREATE: &str = include_str!("../../../tests/fixtures/admission/configmap-create.json");
-const POD_CREATE_BAD_ANNOTATION: &str =
-    include_str!("../../../tests/fixtures/admission/pod-create-bad-annotation.json");
+const CONFIGMAP_CREATE: &str =
+    include_str!("../../../tests/fixtures/admission/configmap-create.json");
 
-/// A running webhook process; killed on drop, its log printed if the test failed.
-struct Webhook {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    dir: tempfile::TempDir,
-    ca: DevCa,
-    log: PathBuf,
-}
-
-impl Webhook {
-    fn start(extra: &[&str]) -> Self {
-        install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = DevCa::new().unwrap();
-        let (cert, key) = ca.issue(&dev_names()).unwrap();
-        std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
-        std::fs::write(dir.path().join("tls.key"), key).unwrap();
-        let log = dir.path().join("webhook.log");
-        // Port 0: the webhook binds, then logs the addresses it got.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--admin-listen", "127.0.0.1:0"])
-            .arg("--tls-cert")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.path().join("tls.key"))
-            .args(["--log-format", "json"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("landgate-webhook starts");
-        let (addr, admin) = bound_addresses(&mut child, &log);
-        let mut webhook = Self {
-            child,
-            addr,
-            admin,
-            dir,
-            ca,
-            log,
-        };
-        webhook.wait_ready();
-        webhook
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("webhook exited early with {status}:\n{}", self.log_text());
-            }
-            if http_get(self.admin, "/readyz").is_some_and(|(code, _)| code == 200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("webhook not ready after 20s:\n{}", self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.addr.port())
-    }
-
-    /// A client trusting only this webhook's CA, with no connection reuse
-    /// (so each request is a new handshake).
-    fn client_builder(&self) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes()).unwrap(),
-            )
-            .resolve("localhost", self.addr)
-            .pool_max_idle_per_host(0)
-            .tls_info(true)
-    }
-
-    fn client(&self) -> reqwest::Client {
-        self.client_builder().build().unwrap()
-    }
-
-    /// A ConfigMap review (allowed, no patch) on a new connection of `client`.
-    async fn send_review(&self, client: &reqwest::Client) -> reqwest::Response {
-        client
-            .post(self.url("/mutate"))
-            .body(CONFIGMAP_CREATE)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- webhook log ---\n{}", self.log_text());
-        }
-    }
-}
-
-/// The addresses from the webhook's "serving" log line (JSON).
-fn bound_addresses(child: &mut Child, log: &std::path::Path) -> (SocketAddr, SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let serving = text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|entry| entry["listen"].is_string() && entry["admin"].is_string());
-        if let Some(entry) = serving {
-            let addr = |key: &str| entry[key].as_str().unwrap().parse().unwrap();
-            return (addr("listen"), addr("admin"));
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("webhook exited early with {status}:\n{text}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no listen address logged after 20s:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Minimal plain-HTTP GET for the admin port: (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use std::io::Write as _;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((code, body))
-}
-
-async fn post(webhook: &Webhook, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let response = webhook
-        .client()
-        .post(webhook.url(path))
-        .header("content-type", "application/json")
-        .body(body)
+/// A ConfigMap review (allowed, no patch) on a new connection of `client`.
+async fn send_review(webhook: &Webhook, client: &reqwest::Client) -> reqwest::Response {
+    client
+        .post(webhook.url("/mutate"))
+        .body(CONFIGMAP_CREATE)
         .send()
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
-
-fn decode_patch(response: &Value) -> json_patch::Patch {
-    let encoded = response["response"]["patch"]
-        .as_str()
-        .expect("patch is a base64 string");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-#[tokio::test]
-async fn mutate_round_trip_patches_the_pod() {
-    let webhook = Webhook::start(&[]);
-    for fixture in [POD_CREATE, POD_CREATE_DRY_RUN] {
-        let review: Value = serde_json::from_str(fixture).unwrap();
-        let (status, answer) = post(&webhook, "/mutate", fixture).await;
-        assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
-        assert_eq!(answer["kind"], "AdmissionReview");
-        assert_eq!(answer["response"]["uid"], review["request"]["uid"]);
-        assert_eq!(answer["response"]["allowed"], true, "{answer}");
-        assert_eq!(answer["response"]["patchType"], "JSONPatch");
-
-        let mut pod = review["request"]["object"].clone();
-        json_patch::patch(&mut pod, &decode_patch(&answer)).expect("patch applies to the pod");
-        assert_eq!(pod["spec"]["initContainers"][0]["name"], "landgate-init");
-        let web = &pod["spec"]["containers"][0];
-        let argv: Vec<&str> = web["command"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .chain(web["args"].as_array().into_iter().flatten())
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        assert_eq!(
-            argv,
-            [
-                "/landgate/landgate",
-                "exec",
-                "--",
-                "nginx",
-                "-g",
-                "daemon off;"
-            ]
-        );
-        let env = web["env"].as_array().unwrap();
-        let policy = env
-            .iter()
-            .find(|e| e["name"] == "LANDGATE_POLICY")
-            .and_then(|e| e["value"].as_str())
-            .expect("LANDGATE_POLICY set");
-        let policy = landgate_policy::Policy::from_json(policy).unwrap();
-        assert_eq!(
-            policy.net.bind,
-            Some(landgate_policy::PortSet::from([8080]))
-        );
-        assert!(
-            pod["metadata"]["annotations"]["landgate.dev/status"].is_string(),
-            "{pod}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn non_pods_are_allowed_and_bad_annotations_rejected() {
-    let webhook = Webhook::start(&[]);
-    let (status, answer) = post(&webhook, "/mutate", CONFIGMAP_CREATE).await;
-    assert_eq!(status, 200);
-    assert_eq!(answer["response"]["allowed"], true);
-    assert!(answer["response"].get("patch").is_none());
-
-    let (status, answer) = post(&webhook, "/mutate", POD_CREATE_BAD_ANNOTATION).await;
-    assert_eq!(status, 200);
-    assert_eq!(answer["response"]["allowed"], false, "{answer}");
-    assert_eq!(
-        answer["response"]["uid"],
-        "d15ab1ed-0000-4000-8000-000000000003"
-    );
-    let message = answer["response"]["status"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("landgate.dev/enforcement") && message.contains("bogus"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn malformed_reviews_get_400_with_a_reason() {
-    let webhook = Webhook::start(&[]);
-    let (status, answer) = post(&webhook, "/mutate", "{\"apiVersion\": ").await;
-    assert_eq!(status, 400);
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a valid AdmissionReview"),
-        "{answer}"
-    );
-
-    let mut review: Value = serde_json::from_str(POD_CREATE).unwrap();
-    review["apiVersion"] = json!("admission.k8s.io/v1beta1");
-    let (status, answer) = post(&webhook, "/mutate", review.to_string()).await;
-    assert_eq!(status, 400);
-    assert!(
-        answer["error"].as_str().unwrap().contains("v1beta1"),
-        "{answer}"
-    );
-
-    let (status, _) = post(&webhook, "/nope", "{}").await;
-    assert_eq!(status, 404);
-}
-
-#[tokio::test]
-async fn oversized_bodies_get_413() {
-    let webhook = Webhook::start(&["--max-body-bytes", "4096"]);
-    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000));
-    let (status, answer) = post(&webhook, "/mutate", big.clone()).await;
-    assert_eq!(status, 413);
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("--max-body-bytes"),
-        "{answer}"
-    );
-    // Without Content-Length (chunked), the limit still holds.
-    let stream = futures_stream(big);
-    let (status, _) = post(&webhook, "/preview", stream).await;
-    assert_eq!(status, 413);
-}
-
-fn futures_stream(text: String) -> reqwest::Body {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = text
-        .into_bytes()
-        .chunks(1000)
-        .map(|c| Ok(c.to_vec()))
-        .collect();
-    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
-}
-
-const NGINX_YAML: &str = "apiVersion: v1
-kind: Pod
-metadata:
-  name: nginx
-spec:
-  containers:
-  - name: nginx
-    image: nginx:1.27
-    command: [nginx, -g, 'daemon off;']
-    ports:
-    - containerPort: 8080
-";
-
-#[tokio::test]
-async fn preview_answers_json_and_yaml() {
-    let webhook = Webhook::start(&[]);
-    let (status, answer) = post(&webhook, "/preview", NGINX_YAML).await;
-    assert_eq!(status, 200, "{answer}");
-    let item = &answer["items"][0];
-    assert_eq!(item["kind"], "Pod");
-    assert_eq!(item["name"], "nginx");
-    assert!(!item["patch"].as_array().unwrap().is_empty());
-    assert_eq!(item["policies"]["nginx"]["net"]["bind"], json!([8080]));
-    assert_eq!(
-        item["object"]["spec"]["initContainers"][0]["name"],
-        "landgate-init"
-    );
-
-    let as_json: Value = serde_yaml_ng::from_str(NGINX_YAML).unwrap();
-    let (status, answer) = post(&webhook, "/preview", as_json.to_string()).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(
-        answer["items"][0]["policies"]["nginx"]["net"]["bind"],
-        json!([8080])
-    );
-
-    let (status, answer) = post(&webhook, "/preview?output=yaml", NGINX_YAML).await;
-    assert_eq!(status, 200);
-    let text = answer.as_str().expect("YAML text");
-    assert!(text.contains("landgate-init"), "{text}");
-
-    let (status, answer) = post(&webhook, "/preview?output=bogus", NGINX_YAML).await;
-    assert_eq!(status, 400);
-    assert!(answer["error"].as_str().unwrap().contains("?output="));
-}
-
-#[tokio::test]
-async fn alpn_offers_http2_and_http1() {
-    let webhook = Webhook::start(&[]);
-    let h2 = webhook.send_review(&webhook.client()).await;
-    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
-    let h1 = webhook
-        .send_review(&webhook.client_builder().http1_only().build().unwrap())
-        .await;
-    assert_eq!(h1.version(), reqwest::Version::HTTP_11);
-    assert_eq!(h1.status(), 200);
+        .unwrap()
 }
 
 fn served_certificate(response: &reqwest::Response) -> Vec<u8> {
@@ -406,10 +50,82 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
+// === in process ===
+
+#[tokio::test]
+async fn bind_checks_the_certificate_and_names_a_taken_address() {
+    let webhook = Webhook::in_process(|_| {}).await;
+    assert_ne!(webhook.addr.port(), 0);
+    assert_ne!(webhook.admin.port(), 0);
+    assert_ne!(webhook.addr, webhook.admin);
+
+    let cert_files = || CertFiles {
+        cert: webhook.dir.path().join("tls.crt"),
+        key: webhook.dir.path().join("tls.key"),
+    };
+    // The address is held by the running server: bind says which flag.
+    let mut config = webhook::default_config(cert_files());
+    config.listen = webhook.addr;
+    let err = BoundServer::bind(config, Settings::default())
+        .await
+        .err()
+        .expect("a taken address");
+    assert!(
+        matches!(
+            err,
+            ServeError::Bind {
+                flag: "--listen",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&webhook.addr.to_string()), "{err}");
+
+    // The certificate is checked first: unreadable, it fails bind before
+    // the (taken) address is tried.
+    let mut config = webhook::default_config(CertFiles {
+        cert: webhook.dir.path().join("missing.crt"),
+        ..cert_files()
+    });
+    config.listen = webhook.addr;
+    let err = BoundServer::bind(config, Settings::default())
+        .await
+        .err()
+        .expect("a missing certificate");
+    assert!(matches!(err, ServeError::Tls(_)), "{err}");
+    assert!(err.to_string().contains("missing.crt"), "{err}");
+}
+
+#[tokio::test]
+async fn a_pod_review_is_answered_over_tls() {
+    let webhook = Webhook::in_process(|_| {}).await;
+    let review: Value = serde_json::from_str(POD_CREATE).unwrap();
+    let (status, answer) = webhook.post("/mutate", POD_CREATE).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["response"]["uid"], review["request"]["uid"]);
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"]["patch"].is_string(), "{answer}");
+}
+
+#[tokio::test]
+async fn alpn_offers_http2_and_http1() {
+    let webhook = Webhook::in_process(|_| {}).await;
+    let h2 = send_review(&webhook, &webhook.client()).await;
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    let h1 = send_review(
+        &webhook,
+        &webhook.client_builder().http1_only().build().unwrap(),
+    )
+    .await;
+    assert_eq!(h1.version(), reqwest::Version::HTTP_11);
+    assert_eq!(h1.status(), 200);
+}
+
 #[tokio::test]
 async fn rotated_certificate_is_served_on_the_next_connection() {
-    let webhook = Webhook::start(&[]);
-    let first = webhook.send_review(&webhook.client()).await;
+    let webhook = Webhook::in_process(|_| {}).await;
+    let first = send_review(&webhook, &webhook.client()).await;
     let before = served_certificate(&first);
     assert_eq!(
         before,
@@ -424,37 +140,26 @@ async fn rotated_certificate_is_served_on_the_next_connection() {
         std::fs::write(&tmp, contents).unwrap();
         std::fs::rename(&tmp, webhook.dir.path().join(name)).unwrap();
     }
-    let second = webhook.send_review(&webhook.client()).await;
+    let second = send_review(&webhook, &webhook.client()).await;
     assert_eq!(second.status(), 200);
     let after = served_certificate(&second);
     assert_ne!(before, after);
     assert_eq!(after, pem_to_der(&cert));
 
-    let (_, metrics) = http_get(webhook.admin, "/metrics").unwrap();
+    let metrics = webhook.metrics().await;
     assert!(
         metrics.contains("landgate_tls_certificate_reloads_total 1"),
         "{metrics}"
     );
 }
 
+// === the binary ===
+
 #[tokio::test]
 async fn sigterm_finishes_the_request_in_flight() {
-    let mut webhook = Webhook::start(&[]);
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(pem_to_der(
-            &webhook.ca.ca_pem(),
-        )))
-        .unwrap();
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(webhook.addr).await.unwrap();
-    let mut tls = connector
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut webhook = Webhook::binary(&[]).await;
+    let connector = wire::connector(&webhook.ca.ca_pem(), &[]);
+    let mut tls = wire::connect(&connector, webhook.addr).await.unwrap();
 
     // Send the headers and half the body, then SIGTERM, then the rest.
     let body = POD_CREATE.as_bytes();
@@ -471,7 +176,7 @@ async fn sigterm_finishes_the_request_in_flight() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Not ready any more, and no new connections...
-    assert_ne!(http_get(webhook.admin, "/readyz").map(|r| r.0), Some(200));
+    assert_ne!(webhook.admin_get("/readyz").await.map(|r| r.0), Some(200));
     assert!(
         tokio::net::TcpStream::connect(webhook.addr).await.is_err(),
         "listener still accepts after SIGTERM"
@@ -488,60 +193,23 @@ async fn sigterm_finishes_the_request_in_flight() {
         "{response}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = webhook.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "webhook did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = webhook.exit_status(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status}");
 }
 
 #[tokio::test]
-async fn metrics_count_what_happened() {
-    let webhook = Webhook::start(&[]);
-    post(&webhook, "/mutate", POD_CREATE).await;
-    post(&webhook, "/mutate", CONFIGMAP_CREATE).await;
-    post(&webhook, "/mutate", POD_CREATE_BAD_ANNOTATION).await;
-    post(&webhook, "/mutate", "garbage").await;
-    let (status, metrics) = http_get(webhook.admin, "/metrics").unwrap();
-    assert_eq!(status, 200);
-    for line in [
-        r#"landgate_admission_reviews_total{outcome="mutated"} 1"#,
-        r#"landgate_admission_reviews_total{outcome="skipped"} 1"#,
-        r#"landgate_admission_reviews_total{outcome="rejected"} 1"#,
-        r#"landgate_bad_requests_total{path="/mutate",code="400"} 1"#,
-        "landgate_admission_review_duration_seconds_count 3",
-    ] {
-        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
-    }
-    // The review log line names the pod and never carries the pod body.
-    let log = webhook.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("\"outcome\":\"mutated\""))
-        .expect("a log line for the mutated review");
-    let entry: Value = serde_json::from_str(line).unwrap();
-    assert_eq!(entry["namespace"], "shop");
-    assert_eq!(entry["name"], "web");
-    assert!(!line.contains("nginx:1.27"), "{line}");
-}
-
-#[tokio::test]
-async fn connection_limit_flags_reach_the_server() {
-    let webhook = Webhook::start(&[
+async fn limit_flags_reach_the_server() {
+    let webhook = Webhook::binary(&[
         "--first-request-timeout",
         "1s",
         "--max-connections",
         "2",
         "--max-concurrent-streams",
         "7",
-    ]);
+        "--max-body-bytes",
+        "4096",
+    ])
+    .await;
     let ca = webhook.ca.ca_pem();
     // HTTP/2 peers are told the stream limit...
     let mut h2 = wire::connect(&wire::connector(&ca, &[b"h2"]), webhook.addr)
@@ -569,7 +237,7 @@ async fn connection_limit_flags_reach_the_server() {
     // The count follows the close by a moment.
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let (_, metrics) = http_get(webhook.admin, "/metrics").unwrap();
+        let metrics = webhook.metrics().await;
         let missing = [
             r#"landgate_connections_refused_total{listener="admission"} 1"#,
             r#"landgate_connections_closed_total{listener="admission",reason="first_request_timeout"} 2"#,
@@ -580,4 +248,36 @@ async fn connection_limit_flags_reach_the_server() {
         assert!(Instant::now() < deadline, "missing {line:?} in:\n{metrics}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A body over --max-body-bytes is refused, naming the flag.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let (status, answer) = webhook.post("/mutate", big).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-body-bytes"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn an_unreadable_certificate_stops_the_start_with_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(dir.path().join("tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.path().join("tls.key"))
+        .output()
+        .expect("landgate-webhook runs");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--tls-cert") && stderr.contains("tls.crt"),
+        "{stderr}"
+    );
 }

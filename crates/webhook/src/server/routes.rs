@@ -1,0 +1,300 @@
+//! The two routers and their handlers: admission reviews and previews over
+//! TLS, health, readiness and metrics over plain HTTP. Handlers read the
+//! body under its limit, hand it on, and answer; JSON errors name the fix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::admission;
+use crate::metrics::{self, Metrics};
+use crate::preview::{self, OutputFormat, PreviewError};
+use landgate_engine::settings::Settings;
+
+/// Namespace annotations by namespace name: the middle settings layer.
+pub type NamespaceAnnotations = Arc<dyn Fn(&str) -> BTreeMap<String, String> + Send + Sync>;
+
+/// What the admission handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+    pub namespace_annotations: NamespaceAnnotations,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, metrics: Metrics, max_body_bytes: usize) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            metrics,
+            namespace_annotations: Arc::new(|_| BTreeMap::new()),
+            max_body_bytes,
+        }
+    }
+}
+
+/// The routes served over TLS.
+pub fn admission_router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/preview", post(preview_handler))
+        .fallback(not_found)
+        // A bug must cost one request a 500, not the connection (and with
+        // HTTP/2, every review multiplexed on it).
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// Readiness: true once the TLS listener is bound, false again from the
+/// start of shutdown so that endpoints stop sending new reviews.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The plain-HTTP admin routes.
+pub fn admin_router(readiness: Readiness, registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.get();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics::encode(&registry);
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
+        .fallback(not_found)
+}
+
+// === handlers ===
+
+async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+    let started = Instant::now();
+    let body = match read_body(request, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(refusal) => {
+            state.metrics.bad_request("/mutate", refusal.0.as_u16());
+            return refusal.into_response();
+        }
+    };
+    answer_review(&state, &body, started)
+}
+
+/// The review of one AdmissionReview body and all that follows from it: the
+/// metrics, the summary log line, the answer. `started` is when the request
+/// reached the handler, so that the duration includes reading the body.
+fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Response {
+    let lookup = state.namespace_annotations.clone();
+    match admission::review(&state.settings, &*lookup, body) {
+        Ok(reviewed) => {
+            let body = reviewed.body();
+            let elapsed = started.elapsed();
+            state.metrics.review(&reviewed.outcome, elapsed);
+            let response = &reviewed.response;
+            tracing::info!(
+                uid = %reviewed.uid,
+                namespace = %reviewed.namespace,
+                name = %reviewed.name,
+                outcome = metrics::outcome_label(&reviewed.outcome),
+                allowed = response.allowed,
+                dry_run = reviewed.dry_run,
+                patch_bytes = response.patch.as_ref().map_or(0, Vec::len),
+                warnings = response.warnings.as_ref().map_or(0, Vec::len),
+                reason = reviewed.outcome.reason().unwrap_or(""),
+                duration_us = elapsed.as_micros() as u64,
+                "admission review"
+            );
+            json_response(StatusCode::OK, body)
+        }
+        Err(bad) => {
+            state.metrics.bad_request("/mutate", 400);
+            tracing::warn!(error = %bad, "unreadable admission review");
+            error_response(StatusCode::BAD_REQUEST, bad.to_string())
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PreviewQuery {
+    output: Option<String>,
+}
+
+async fn preview_handler(
+    State(state): State<AppState>,
+    Query(query): Query<PreviewQuery>,
+    request: Request,
+) -> Response {
+    let format = match query.output.as_deref() {
+        None | Some("json") => None,
+        Some("yaml") => Some(OutputFormat::Yaml),
+        Some("patch") => Some(OutputFormat::Patch),
+        Some("policy") => Some(OutputFormat::Policy),
+        Some(other) => {
+            state.metrics.bad_request("/preview", 400);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("unknown output {other:?}: use ?output=json, yaml, patch or policy"),
+            );
+        }
+    };
+    let body = match read_body(request, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(refusal) => {
+            state.metrics.bad_request("/preview", refusal.0.as_u16());
+            return refusal.into_response();
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        state.metrics.bad_request("/preview", 400);
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "request body is not UTF-8: send a Pod or workload manifest as JSON or YAML".into(),
+        );
+    };
+    state.metrics.preview();
+    let items = match preview::preview(&state.settings, text) {
+        Ok(items) => items,
+        Err(err @ PreviewError::Rejected { .. }) => {
+            return error_response(StatusCode::UNPROCESSABLE_ENTITY, err.to_string());
+        }
+        Err(err) => {
+            state.metrics.bad_request("/preview", 400);
+            return error_response(StatusCode::BAD_REQUEST, err.to_string());
+        }
+    };
+    match format {
+        None => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&serde_json::json!({ "items": items }))
+                .unwrap_or_else(|err| unreachable!("preview items serialize: {err}")),
+        ),
+        Some(format) => match preview::render(&items, format) {
+            Ok(text) => {
+                let content_type = match format {
+                    OutputFormat::Yaml => "application/yaml",
+                    _ => "application/json",
+                };
+                ([(header::CONTENT_TYPE, content_type)], text).into_response()
+            }
+            Err(err) => error_response(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+        },
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {} {}: landgate serves POST /mutate and POST /preview",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// A refused body: status and message.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error_response(self.0, self.1)
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes with a 413 that names the
+/// flag to raise.
+async fn read_body(request: Request, limit: usize) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is larger than {limit} bytes: raise --max-body-bytes (LANDGATE_MAX_BODY_BYTES) if such objects are expected"
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let body: Body = request.into_body();
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let exceeded =
+            std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if exceeded {
+            too_large()
+        } else {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {err}"),
+            )
+        }
+    })
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(status: StatusCode, message: String) -> Response {
+    let body = serde_json::to_vec(&serde_json::json!({ "error": message }))
+        .unwrap_or_else(|err| unreachable!("error body serializes: {err}"));
+    json_response(status, body)
+}
