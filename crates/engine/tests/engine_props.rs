@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use landgate_engine::mutate::{INIT_CONTAINER_NAME, LAUNCHER, MutateError, PodContext, mutate_pod};
 use landgate_engine::Outcome;
+use landgate_engine::mutate::{INIT_CONTAINER_NAME, LAUNCHER, MutateError, PodContext, mutate_pod};
 use landgate_engine::settings::Settings;
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -65,10 +65,12 @@ pub fn review(
     match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
         Ok(review) => {
             let request = request_of(review)?;
-            let (response, outcome) =
-                answer(settings, namespace_annotations, &request, |object, which| {
-                    object.map(Cow::Borrowed).ok_or_else(|| missing(which))
-                });
+            let (response, outcome) = answer(
+                settings,
+                namespace_annotations,
+                &request,
+                |object, which| object.map(Cow::Borrowed).ok_or_else(|| missing(which)),
+            );
             Ok(reviewed(&request, response, outcome))
         }
         Err(_) => {
@@ -315,7 +317,8 @@ fn encode(response: &AdmissionResponse) -> Vec<u8> {
         },
     };
     // Strings, numbers and maps of strings: serialisation cannot fail.
-    serde_json::to_vec(&body).unwrap_or_else(|err| unreachable!("AdmissionReview serializes: {err}"))
+    serde_json::to_vec(&body)
+        .unwrap_or_else(|err| unreachable!("AdmissionReview serializes: {err}"))
 }
 
 #[cfg(test)]
@@ -360,7 +363,11 @@ mod tests {
         let mut body = pod_review("CREATE", json!({"apiVersion": "v1", "kind": "ConfigMap"}));
         body["request"]["kind"]["kind"] = json!("ConfigMap");
         let (reviewed, answer) = run(&body);
-        assert!(matches!(reviewed.outcome, Outcome::Passed(_)), "{:?}", reviewed.outcome);
+        assert!(
+            matches!(reviewed.outcome, Outcome::Passed(_)),
+            "{:?}",
+            reviewed.outcome
+        );
         assert_eq!(answer["response"]["allowed"], json!(true));
         assert_eq!(
             answer["response"]["uid"],
@@ -416,7 +423,11 @@ mod tests {
     }
 
     fn assert_refused(reviewed: &Reviewed, answer: &Value, needle: &str) {
-        assert!(matches!(reviewed.outcome, Outcome::Refused(_)), "{:?}", reviewed.outcome);
+        assert!(
+            matches!(reviewed.outcome, Outcome::Refused(_)),
+            "{:?}",
+            reviewed.outcome
+        );
         assert_eq!(answer["response"]["allowed"], json!(false));
         assert_eq!(answer["response"]["status"]["code"], json!(403));
         let message = answer["response"]["status"]["message"].as_str().unwrap();
@@ -512,7 +523,11 @@ mod tests {
         let mut body = update_review(json!(null), stored_pod(), None);
         body["request"].as_object_mut().unwrap().remove("oldObject");
         let (reviewed, answer) = run(&body);
-        assert!(matches!(reviewed.outcome, Outcome::Failed(_)), "{:?}", reviewed.outcome);
+        assert!(
+            matches!(reviewed.outcome, Outcome::Failed(_)),
+            "{:?}",
+            reviewed.outcome
+        );
         assert_eq!(answer["response"]["allowed"], json!(false));
         assert_eq!(answer["response"]["status"]["code"], json!(400));
         let message = answer["response"]["status"]["message"].as_str().unwrap();
@@ -535,7 +550,11 @@ mod tests {
         let mut body = update_review(old, new, sub_resource);
         body["request"]["operation"] = json!(operation);
         let (reviewed, answer) = run(&body);
-        assert!(matches!(reviewed.outcome, Outcome::Passed(_)), "{:?}", reviewed.outcome);
+        assert!(
+            matches!(reviewed.outcome, Outcome::Passed(_)),
+            "{:?}",
+            reviewed.outcome
+        );
         assert!(
             reviewed
                 .outcome
@@ -555,7 +574,11 @@ mod tests {
             "CREATE",
             json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": "nope"}}),
         ));
-        assert!(matches!(reviewed.outcome, Outcome::Failed(_)), "{:?}", reviewed.outcome);
+        assert!(
+            matches!(reviewed.outcome, Outcome::Failed(_)),
+            "{:?}",
+            reviewed.outcome
+        );
         assert_eq!(answer["response"]["allowed"], json!(false));
         assert_eq!(answer["response"]["status"]["code"], json!(400));
         assert_eq!(

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use landgate_engine::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use landgate_engine::Outcome;
 
 use crate::server::{CloseReason, Listener};
 

@@ -16,8 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use landgate_policy::Policy;
 use serde::Deserialize;
 
-use landgate_engine::mutate::{self, MutateError, PodContext};
 use landgate_engine::Outcome;
+use landgate_engine::mutate::{self, MutateError, PodContext};
 use landgate_engine::settings::Settings;
 
 /// One previewed object.

@@ -111,7 +111,12 @@ fn previewed_objects_are_stable_on_a_second_pass() {
         for item in items.iter().filter(|i| i.outcome == Outcome::Wrapped) {
             let again = preview::preview(&settings, &item.object.to_string()).unwrap();
             assert_eq!(again.len(), 1);
-            assert_eq!(again[0].outcome.to_string(), "already-wrapped", "{}", file.display());
+            assert_eq!(
+                again[0].outcome.to_string(),
+                "already-wrapped",
+                "{}",
+                file.display()
+            );
             assert!(again[0].patch.0.is_empty(), "{}", file.display());
             assert_eq!(again[0].policies, item.policies);
         }
@@ -123,7 +128,10 @@ fn renders_every_format() {
     let settings = Settings::default();
     let input = std::fs::read_to_string(fixtures().join("pods/redis.yaml")).unwrap();
     let items = preview::preview(&settings, &input).unwrap();
-    assert_eq!(items[0].outcome.to_string(), "skipped: Service has no pod template");
+    assert_eq!(
+        items[0].outcome.to_string(),
+        "skipped: Service has no pod template"
+    );
 
     let yaml = preview::render(&items, OutputFormat::Yaml).unwrap();
     let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&yaml)

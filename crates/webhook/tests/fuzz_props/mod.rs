@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use landgate_engine::Outcome;
 use landgate_engine::derive::{self, Annotations};
 use landgate_engine::mount_path;
 use landgate_engine::mutate::{
@@ -31,7 +32,6 @@ use landgate_engine::mutate::{
 use landgate_engine::settings::Settings;
 use landgate_policy::env::ACTIVE as ACTIVE_ENV;
 use landgate_policy::{AbsPath, POLICY_ENV, Policy};
-use landgate_engine::Outcome;
 use landgate_webhook::admission;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -102,10 +102,7 @@ pub fn admission_review(body: &[u8]) -> Checked {
     let allowed = response["allowed"]
         .as_bool()
         .ok_or_else(|| format!("`allowed` is not a bool: {}", response["allowed"]))?;
-    let expected = !matches!(
-        reviewed.outcome,
-        Outcome::Refused(_) | Outcome::Failed(_)
-    );
+    let expected = !matches!(reviewed.outcome, Outcome::Refused(_) | Outcome::Failed(_));
     ensure(allowed == expected, || {
         format!("outcome {:?} but allowed = {allowed}", reviewed.outcome)
     })?;
