@@ -1,6 +1,6 @@
 //! Speaking to the webhook below reqwest: TLS with a chosen ALPN, raw
 //! HTTP/1.1, and raw HTTP/2 frames (RFC 9113), for clients that misbehave
-//! on purpose. Shared by tests/limits.rs and benches/soak.rs.
+//! on purpose. Shared by tests/limits.rs and benches/soak/.
 #![allow(dead_code)]
 
 use std::io;
