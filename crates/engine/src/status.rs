@@ -64,12 +64,16 @@ pub fn container_hash(
     path: Option<&str>,
     edit: PathEdit,
 ) -> String {
-    let canonical = serde_json::json!([name, command, policy, path, edit]).to_string();
-    let digest = Sha256::digest(canonical.as_bytes());
+    // A JSON array, compact: the bytes every landgate version has hashed.
+    let canonical = serde_json::to_vec(&(name, command, policy, path, edit))
+        .unwrap_or_else(|err| unreachable!("strings serialize: {err}"));
+    let digest = Sha256::digest(&canonical);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(7 + 64);
     hex.push_str("sha256:");
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     hex
 }

@@ -1,6 +1,7 @@
 //! Absolute, normalised paths: the only kind a policy holds.
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
@@ -19,9 +20,14 @@ impl AbsPath {
         &self.0
     }
 
-    /// True when `self` is `other` or lies beneath it.
+    /// True when `self` is `other` or lies beneath it. Both are normalised
+    /// by construction (no `.`, `..`, repeated or trailing `/`), so whole
+    /// components compare as bytes: `Path::starts_with`, which re-parses
+    /// both into components, was the engine's hottest call.
     pub fn is_within(&self, other: &AbsPath) -> bool {
-        self.0.starts_with(&other.0)
+        let (path, base) = (self.0.as_os_str().as_bytes(), other.0.as_os_str().as_bytes());
+        path.starts_with(base)
+            && (path.len() == base.len() || base == b"/" || path[base.len()] == b'/')
     }
 }
 
@@ -72,5 +78,26 @@ impl<'de> Deserialize<'de> for AbsPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
         raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> AbsPath {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn within_is_by_whole_components() {
+        assert!(p("/data").is_within(&p("/data")));
+        assert!(p("/data/x").is_within(&p("/data")));
+        assert!(p("/data//x/").is_within(&p("/data/")));
+        assert!(p("/anything").is_within(&p("/")));
+        assert!(p("/").is_within(&p("/")));
+        assert!(!p("/database").is_within(&p("/data")));
+        assert!(!p("/data").is_within(&p("/data/x")));
+        assert!(!p("/").is_within(&p("/data")));
     }
 }

@@ -1,6 +1,8 @@
 //! Profile → [`Policy`]: what a container may do, from its resolved
 //! settings, its spec and the pod's volumes.
 
+use std::sync::LazyLock;
+
 use k8s_openapi::api::core::v1::{Container, Volume};
 use landgate_policy::{AbsPath, FsRules, NetRules, POLICY_VERSION, Policy, Scopes, layout};
 
@@ -72,6 +74,26 @@ const STRICT_DEVICES: &[&str] = &[
     "/dev/tty",
 ];
 
+/// The lists above as paths, parsed once rather than per container.
+struct Lists {
+    protected: Vec<AbsPath>,
+    baseline_rw: Vec<AbsPath>,
+    baseline_rw_read_only_root: Vec<AbsPath>,
+    strict_rx: Vec<AbsPath>,
+    strict_devices: Vec<AbsPath>,
+}
+
+static LISTS: LazyLock<Lists> = LazyLock::new(|| {
+    let parse = |list: &[&'static str]| list.iter().map(|p| abs(p)).collect();
+    Lists {
+        protected: parse(PROTECTED),
+        baseline_rw: parse(BASELINE_RW),
+        baseline_rw_read_only_root: parse(BASELINE_RW_READ_ONLY_ROOT),
+        strict_rx: parse(STRICT_RX),
+        strict_devices: parse(STRICT_DEVICES),
+    }
+});
+
 /// A container's policy and the degraded choices made while deriving it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
@@ -128,12 +150,11 @@ pub fn derive_policy(
                     "{origin} has no effect under profile baseline, which may read everything"
                 ));
             }
-            let defaults = if read_only_root {
-                BASELINE_RW_READ_ONLY_ROOT
+            let mut rw = if read_only_root {
+                LISTS.baseline_rw_read_only_root.clone()
             } else {
-                BASELINE_RW
+                LISTS.baseline_rw.clone()
             };
-            let mut rw: Vec<AbsPath> = defaults.iter().map(|p| abs(p)).collect();
             rw.extend(mounts_rw);
             if let Some(dir) = working_dir {
                 if read_only_root {
@@ -151,12 +172,12 @@ pub fn derive_policy(
             (Some(normalise(vec![abs("/")], rw)), Scopes::default())
         }
         Profile::Strict => {
-            let mut rx: Vec<AbsPath> = STRICT_RX.iter().map(|p| abs(p)).collect();
+            let mut rx = LISTS.strict_rx.clone();
             rx.extend(entrypoint_rx(container, &mut warn));
             rx.extend(working_dir);
             rx.extend(mounts_ro);
             rx.extend(extra_rx);
-            let mut rw: Vec<AbsPath> = STRICT_DEVICES.iter().map(|p| abs(p)).collect();
+            let mut rw = LISTS.strict_devices.clone();
             if !read_only_root {
                 rw.push(abs("/tmp"));
             }
@@ -198,8 +219,8 @@ pub fn derive_policy(
 
 /// True when `dir` is, contains or lies beneath a [`PROTECTED`] directory.
 fn is_protected(dir: &AbsPath) -> bool {
-    PROTECTED.iter().map(|p| abs(p)).any(|p| {
-        p.is_within(dir) || (p.as_path() != std::path::Path::new("/") && dir.is_within(&p))
+    LISTS.protected.iter().any(|p| {
+        p.is_within(dir) || (p.as_path() != std::path::Path::new("/") && dir.is_within(p))
     })
 }
 
