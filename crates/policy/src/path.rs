@@ -25,7 +25,10 @@ impl AbsPath {
     /// components compare as bytes: `Path::starts_with`, which re-parses
     /// both into components, was the engine's hottest call.
     pub fn is_within(&self, other: &AbsPath) -> bool {
-        let (path, base) = (self.0.as_os_str().as_bytes(), other.0.as_os_str().as_bytes());
+        let (path, base) = (
+            self.0.as_os_str().as_bytes(),
+            other.0.as_os_str().as_bytes(),
+        );
         path.starts_with(base)
             && (path.len() == base.len() || base == b"/" || path[base.len()] == b'/')
     }

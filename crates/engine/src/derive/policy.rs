@@ -219,9 +219,10 @@ pub fn derive_policy(
 
 /// True when `dir` is, contains or lies beneath a [`PROTECTED`] directory.
 fn is_protected(dir: &AbsPath) -> bool {
-    LISTS.protected.iter().any(|p| {
-        p.is_within(dir) || (p.as_path() != std::path::Path::new("/") && dir.is_within(p))
-    })
+    LISTS
+        .protected
+        .iter()
+        .any(|p| p.is_within(dir) || (p.as_path() != std::path::Path::new("/") && dir.is_within(p)))
 }
 
 /// strict: the entrypoint's directory (or the entrypoint itself when it
