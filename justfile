@@ -70,6 +70,7 @@ cluster-down:
 # Benchmarks: the mutation engine (criterion) and the launcher's per-exec overhead.
 bench:
     cargo bench -p landgate-webhook --bench mutate
+    cargo bench -p landgate-webhook --bench review
     cargo bench -p landgate-webhook --bench serve
     cargo bench -p landgate-launcher --bench exec_overhead
 

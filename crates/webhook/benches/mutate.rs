@@ -11,47 +11,16 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 use landgate_engine::Outcome;
 use landgate_engine::mutate::{PodContext, mutate_pod};
 use landgate_engine::settings::Settings;
-use serde_json::json;
 
 fn pod(containers: usize) -> Pod {
-    let containers: Vec<_> = (0..containers)
-        .map(|i| {
-            json!({
-                "name": format!("app-{i}"),
-                "image": "ghcr.io/example/app:1.0",
-                "command": ["/app/bin/server"],
-                "args": ["--listen", format!(":{}", 8000 + i)],
-                "env": [
-                    {"name": "LOG_LEVEL", "value": "info"},
-                    {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
-                ],
-                "ports": [{"name": "http", "containerPort": 8000 + i}],
-                "volumeMounts": [
-                    {"name": "data", "mountPath": format!("/data/{i}")},
-                    {"name": "conf", "mountPath": "/etc/app", "readOnly": true}
-                ],
-                "livenessProbe": {"exec": {"command": ["/app/bin/server", "health"]}}
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "bench", "namespace": "shop",
-                     "annotations": {"landgate.dev/connect-ports": "53,443,5432"}},
-        "spec": {
-            "containers": containers,
-            "volumes": [
-                {"name": "data", "emptyDir": {}},
-                {"name": "conf", "configMap": {"name": "app"}}
-            ]
-        }
-    }))
-    .expect("bench pod deserializes")
+    serde_json::from_value(common::pod_json(containers)).expect("bench pod deserializes")
 }
 
 fn bench(c: &mut Criterion) {

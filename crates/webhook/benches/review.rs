@@ -11,46 +11,17 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::AdmissionReview;
 use serde_json::json;
 
-/// An AdmissionReview of a Pod CREATE with `containers` containers, each with
-/// a command, ports, mounts, env and an exec probe.
+/// An AdmissionReview of a CREATE of the benches' Pod with `containers`
+/// containers.
 fn review(containers: usize) -> Vec<u8> {
-    let containers: Vec<_> = (0..containers)
-        .map(|i| {
-            json!({
-                "name": format!("app-{i}"),
-                "image": "ghcr.io/example/app:1.0",
-                "command": ["/app/bin/server"],
-                "args": ["--listen", format!(":{}", 8000 + i)],
-                "env": [
-                    {"name": "LOG_LEVEL", "value": "info"},
-                    {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
-                ],
-                "ports": [{"name": "http", "containerPort": 8000 + i}],
-                "volumeMounts": [
-                    {"name": "data", "mountPath": format!("/data/{i}")},
-                    {"name": "conf", "mountPath": "/etc/app", "readOnly": true}
-                ],
-                "livenessProbe": {"exec": {"command": ["/app/bin/server", "health"]}}
-            })
-        })
-        .collect();
-    let pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "bench", "namespace": "shop",
-                     "annotations": {"landgate.dev/connect-ports": "53,443,5432"}},
-        "spec": {
-            "containers": containers,
-            "volumes": [
-                {"name": "data", "emptyDir": {}},
-                {"name": "conf", "configMap": {"name": "app"}}
-            ]
-        }
-    });
+    let pod = common::pod_json(containers);
     serde_json::to_vec(&json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
