@@ -10,10 +10,29 @@ use landgate_policy::{AbsPath, Enforcement, Policy};
 use crate::container::{last_path, strip_path};
 use crate::derive;
 use crate::error::MutateError;
+use crate::image::ImageLookup;
 use crate::inject::launcher_mount;
 use crate::mount_path::{self, Mounts};
 use crate::read::{Pass, View};
 use crate::settings::UnknownEntrypoint;
+
+/// Whether `image` names a digest (`name@sha256:…`, `name:tag@sha256:…`):
+/// such a reference is never rewritten.
+pub(crate) fn is_pinned(image: &str) -> bool {
+    image.contains('@')
+}
+
+/// `; its image "…" could not be looked up (cause: message)`, when it was
+/// looked up and failed.
+fn lookup_failure(view: &View) -> String {
+    match view.lookup {
+        Some(ImageLookup::Failed { cause, message }) => format!(
+            " (its image {:?} could not be looked up: {cause}: {message})",
+            view.current.image.as_deref().unwrap_or_default()
+        ),
+        _ => String::new(),
+    }
+}
 
 /// The decision for a pod that is not refused.
 pub(crate) enum Decision {
@@ -109,12 +128,12 @@ impl Pass<'_> {
         let unknown: Vec<&View> = self
             .views
             .iter()
-            .filter(|v| v.original.command.as_ref().is_none_or(Vec::is_empty))
+            .filter(|v| v.entrypoint_unknown())
             .collect();
         let Some(first) = unknown.first() else {
             return Ok(None);
         };
-        let what = if first.original.args.as_ref().is_some_and(|a| !a.is_empty()) {
+        let sets = if first.original.args.as_ref().is_some_and(|a| !a.is_empty()) {
             "only `args`, no `command`"
         } else {
             "neither `command` nor `args`"
@@ -123,7 +142,10 @@ impl Pass<'_> {
             pod: self.label.clone(),
             container: first.current.name.clone(),
             field: format!("{}.command", first.field()),
-            what,
+            what: format!(
+                "{sets}, so its image entrypoint is unknown at admission{}",
+                lookup_failure(first)
+            ),
             because,
         };
         if let Some(view) = self.requiring() {
@@ -139,7 +161,7 @@ impl Pass<'_> {
         }
         let names: Vec<String> = unknown
             .iter()
-            .map(|v| format!("{:?}", v.current.name))
+            .map(|v| format!("{:?}{}", v.current.name, lookup_failure(v)))
             .collect();
         let reason = format!(
             "image entrypoint unknown for container {} (no `command`): the whole pod runs unsandboxed; set `command:` to sandbox it",
@@ -147,6 +169,54 @@ impl Pass<'_> {
         );
         warnings.push(reason.clone());
         Ok(Some(reason))
+    }
+
+    /// What the resolved image of a wrapped container costs: an image with
+    /// nothing to run is refused; a multi-platform image whose platforms
+    /// disagree was judged for one platform only (refused under
+    /// `required`); a tag left unpinned may move.
+    pub(crate) fn check_image(
+        &self,
+        view: &View,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), MutateError> {
+        let Some(config) = view.image() else {
+            return Ok(());
+        };
+        let name = &view.current.name;
+        let image = view.current.image.as_deref().unwrap_or_default();
+        if view.from_image.command
+            && config.entrypoint.is_empty()
+            && view.original.args.as_ref().is_none_or(Vec::is_empty)
+        {
+            return Err(MutateError::NothingToRun {
+                pod: self.label.clone(),
+                container: name.clone(),
+                field: format!("{}.command", view.field()),
+                image: image.to_owned(),
+            });
+        }
+        if let Some(disagreement) = &config.platform_disagreement {
+            let platforms = format!("the platforms of image {image:?} disagree ({disagreement})");
+            if view.settings.enforcement == Enforcement::Required {
+                return Err(MutateError::PlatformsDisagree {
+                    pod: self.label.clone(),
+                    container: name.clone(),
+                    platforms,
+                    origin: view.settings.enforcement_origin.to_string(),
+                });
+            }
+            warnings.push(format!(
+                "container {name:?}: {platforms}; its command, PATH and policy were derived for one platform, and a node of another runs something else"
+            ));
+        }
+        if !self.settings.pin_digests && !is_pinned(image) {
+            warnings.push(format!(
+                "container {name:?}: image {image:?} resolved to {} but is not pinned to it (--pin-digests=false): the tag may move after admission and run another entrypoint under this policy",
+                config.digest
+            ));
+        }
+        Ok(())
     }
 
     /// Names and volume paths landgate needs must be free (on a later pass,
@@ -240,7 +310,7 @@ impl Pass<'_> {
                 };
             }
             Some((_, var)) => strip_path(var.value.as_deref().unwrap_or_default()),
-            None => &self.settings.default_path,
+            None => self.image_path(view),
         };
         let Some(fs) = &policy.fs else {
             warnings.push(format!(

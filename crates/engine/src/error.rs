@@ -15,14 +15,35 @@ pub enum MutateError {
         error: Box<AnnotationError>,
     },
     #[error(
-        "pod {pod}: container {container:?} ({field}) sets {what}, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
+        "pod {pod}: container {container:?} ({field}) sets {what} and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
     )]
     UnknownEntrypoint {
         pod: String,
         container: String,
         field: String,
-        what: &'static str,
+        /// What it sets, why the entrypoint is unknown, and why its image
+        /// could not be looked up when it was.
+        what: String,
         because: String,
+    },
+    #[error(
+        "pod {pod}: container {container:?} ({field}) sets neither `command` nor `args`, and its image {image:?} has neither Entrypoint nor Cmd: there is nothing to run; set `command:`"
+    )]
+    NothingToRun {
+        pod: String,
+        container: String,
+        field: String,
+        image: String,
+    },
+    #[error(
+        "pod {pod}: {platforms}, so what container {container:?} runs depends on the node, but it requires enforcement ({origin} = required); pin a single-platform image (name@sha256:… of one platform's manifest), set `command:` and PATH, or allow best-effort enforcement for it"
+    )]
+    PlatformsDisagree {
+        pod: String,
+        container: String,
+        /// "the platforms of image "…" disagree (…)"
+        platforms: String,
+        origin: String,
     },
     #[error(
         "pod {pod}: {why}, but container {container:?} requires enforcement ({origin} = required); {fix}"

@@ -18,6 +18,7 @@ mod container;
 mod decide;
 pub mod derive;
 mod error;
+pub mod image;
 mod inject;
 pub mod mount_path;
 pub mod mutate;

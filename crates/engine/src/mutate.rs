@@ -28,6 +28,7 @@ use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, PodSpec};
 use landgate_policy::Policy;
 
 use crate::decide::Decision;
+use crate::image::Images;
 use crate::mount_path::{self, Mounts};
 use crate::patch::Ops;
 use crate::read::Pass;
@@ -53,12 +54,18 @@ pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// Where the pod is being admitted: the namespace and that namespace's
 /// annotations (the middle layer of the settings precedence; empty until the
-/// namespace reflector lands).
+/// namespace reflector lands), and what the registry said about the pod's
+/// images ([`NO_IMAGES`] when they were not looked up).
 #[derive(Debug, Clone, Copy)]
 pub struct PodContext<'a> {
     pub namespace: &'a str,
     pub namespace_annotations: &'a BTreeMap<String, String>,
+    pub images: &'a Images,
 }
+
+/// No image looked up: containers without `command` keep an unknown
+/// entrypoint and PATH falls back to `--default-path`.
+pub const NO_IMAGES: &Images = &Images::new();
 
 /// The engine's answer for an admitted pod.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ use landgate_policy::layout::{INIT_CONTAINER, VOLUME};
 
 use crate::derive::{self, Annotations, ContainerSettings};
 use crate::error::MutateError;
+use crate::image::{ImageConfig, ImageLookup};
 use crate::mutate::PodContext;
 use crate::settings::Settings;
 use crate::status::{Status, WrappedContainer, parse_status};
@@ -38,15 +39,77 @@ pub(crate) struct View<'a> {
     pub(crate) index: usize,
     pub(crate) current: &'a Container,
     /// The container without landgate's changes (a clone of `current` for
-    /// containers landgate has not wrapped yet).
+    /// containers landgate has not wrapped yet), with what its image
+    /// resolved to filled in as the kubelet would: a container without
+    /// `command` gets the image's Entrypoint, and its Cmd unless it sets
+    /// `args`; one without `workingDir` gets the image's.
     pub(crate) original: Container,
     pub(crate) settings: ContainerSettings,
+    /// Whether a previous pass wrapped it (its status record).
+    pub(crate) recorded: bool,
+    /// What the registry said about its image, if it was looked up.
+    pub(crate) lookup: Option<&'a ImageLookup>,
+    /// What landgate writes from the image config (none when the spec
+    /// says it all, or the image was not resolved).
+    pub(crate) from_image: FromImage,
+}
+
+/// The fields landgate writes into a container from its resolved image, so
+/// that the pod states what was looked up (and a later pass, or a registry
+/// that has moved on, cannot change it).
+#[derive(Debug, Default)]
+pub(crate) struct FromImage {
+    /// The image's Entrypoint, for a container without `command`.
+    pub(crate) command: bool,
+    /// The image's Cmd, for a container without `command` nor `args` (a
+    /// `command` set without `args` would drop it).
+    pub(crate) args: Option<Vec<String>>,
+    /// The image's WorkingDir, for a container without one.
+    pub(crate) working_dir: Option<String>,
 }
 
 impl View<'_> {
     pub(crate) fn field(&self) -> String {
         format!("spec.{}[{}]", self.list.json(), self.index)
     }
+
+    /// The image config, when its lookup succeeded.
+    pub(crate) fn image(&self) -> Option<&ImageConfig> {
+        match self.lookup {
+            Some(ImageLookup::Resolved(config)) => Some(config),
+            _ => None,
+        }
+    }
+
+    /// Whether what it runs is unknown: no `command`, and an image that was
+    /// not resolved. A container a previous pass wrapped runs what its
+    /// verified command says (possibly `exec --` and its args).
+    pub(crate) fn entrypoint_unknown(&self) -> bool {
+        !self.recorded
+            && self.original.command.as_ref().is_none_or(Vec::is_empty)
+            && self.image().is_none()
+    }
+}
+
+/// `original` as the kubelet will run it from its image `config`, and what
+/// landgate must write for the pod to say so.
+fn fill_from_image(original: &mut Container, config: &ImageConfig) -> FromImage {
+    let mut from = FromImage::default();
+    if original.command.as_ref().is_none_or(Vec::is_empty) {
+        original.command = Some(config.entrypoint.clone());
+        from.command = true;
+        if original.args.as_ref().is_none_or(Vec::is_empty) && !config.cmd.is_empty() {
+            original.args = Some(config.cmd.clone());
+            from.args = Some(config.cmd.clone());
+        }
+    }
+    if original.working_dir.as_deref().is_none_or(str::is_empty)
+        && let Some(dir) = config.working_dir.as_ref().filter(|d| !d.is_empty())
+    {
+        original.working_dir = Some(dir.clone());
+        from.working_dir = Some(dir.clone());
+    }
+    from
 }
 
 /// One pass of landgate over a pod: what was read, for the phases after.
@@ -68,7 +131,7 @@ pub(crate) struct Pass<'a> {
 impl<'a> Pass<'a> {
     pub(crate) fn read(
         settings: &'a Settings,
-        context: PodContext<'_>,
+        context: PodContext<'a>,
         pod: &'a Pod,
         spec: &'a PodSpec,
         annotations: &'a BTreeMap<String, String>,
@@ -146,12 +209,25 @@ impl<'a> Pass<'a> {
         })?;
         pass.views = found
             .into_iter()
-            .map(|(list, index, current, original)| View {
-                list,
-                index,
-                current,
-                original,
-                settings: pass.annotations.for_container(settings, &current.name),
+            .map(|(list, index, current, mut original)| {
+                let recorded = pass.record_of(&current.name).is_some();
+                let lookup = current.image.as_ref().and_then(|i| context.images.get(i));
+                let from_image = match lookup {
+                    Some(ImageLookup::Resolved(config)) if !recorded => {
+                        fill_from_image(&mut original, config)
+                    }
+                    _ => FromImage::default(),
+                };
+                View {
+                    list,
+                    index,
+                    current,
+                    original,
+                    settings: pass.annotations.for_container(settings, &current.name),
+                    recorded,
+                    lookup,
+                    from_image,
+                }
             })
             .collect();
         Ok(pass)

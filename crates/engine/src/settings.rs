@@ -49,10 +49,12 @@ pub struct Settings {
     )]
     pub excluded_namespaces: Vec<String>,
 
-    /// What to do with a pod that has a container without `command`: its
-    /// image entrypoint is unknown at admission, so it cannot be wrapped.
-    /// `admit-unwrapped` admits the whole pod unwrapped with a warning (a pod
-    /// is never half-wrapped); `reject` refuses it. Pods whose enforcement is
+    /// What to do with a pod that has a container without `command` whose
+    /// image could not be resolved (resolution off, timeout, not found,
+    /// refused credentials, unreachable registry): its entrypoint is
+    /// unknown, so it cannot be wrapped. `admit-unwrapped` admits the whole
+    /// pod unwrapped with a warning (a pod is never half-wrapped); `reject`
+    /// refuses it, naming the image and the cause. Pods whose enforcement is
     /// `required` are always refused.
     #[cfg_attr(feature = "clap", arg(long, env = "LANDGATE_UNKNOWN_ENTRYPOINT", default_value_t = UnknownEntrypoint::AdmitUnwrapped))]
     pub unknown_entrypoint: UnknownEntrypoint,
@@ -72,6 +74,14 @@ pub struct Settings {
         default_value = DEFAULT_PATH
     ))]
     pub default_path: String,
+
+    /// Rewrite each resolved image to `name:tag@sha256:…`, so that the
+    /// config landgate looked up is the one that runs (a tag moved after
+    /// admission cannot run another entrypoint under this policy). Images
+    /// already pinned to a digest are never rewritten.
+    #[cfg_attr(feature = "clap", arg(long, env = "LANDGATE_PIN_DIGESTS", default_value_t = true,
+        action = clap::ArgAction::Set, value_name = "BOOL"))]
+    pub pin_digests: bool,
 }
 
 impl Default for Settings {
@@ -84,6 +94,7 @@ impl Default for Settings {
             unknown_entrypoint: UnknownEntrypoint::AdmitUnwrapped,
             wrappers: DEFAULT_WRAPPERS.iter().map(|s| s.to_string()).collect(),
             default_path: DEFAULT_PATH.to_owned(),
+            pin_digests: true,
         }
     }
 }

@@ -271,6 +271,7 @@ mod tests {
         let context = PodContext {
             namespace: NAMESPACE,
             namespace_annotations: &annotations,
+            images: crate::mutate::NO_IMAGES,
         };
         let mutation = mutate::mutate_pod(&Settings::default(), context, &pod).unwrap();
         assert_eq!(mutation.outcome, Outcome::Wrapped);

@@ -14,6 +14,7 @@ use crate::container::{
     active_marker, env_var, is_active_marker, kubelet_literal, last_path, prefix_exec_handlers,
     prefixed_path,
 };
+use crate::decide::is_pinned;
 use crate::derive;
 use crate::error::MutateError;
 use crate::inject::{init_container, launcher_mount, launcher_volume};
@@ -90,8 +91,10 @@ impl Pass<'_> {
                 self.spec.volumes.as_deref().unwrap_or_default(),
             );
             warnings.extend(derived.warnings);
+            self.check_image(view, &mut warnings)?;
             self.check_path_dirs(view, &derived.policy, &mut warnings)?;
             self.check_io_uring(view)?;
+            self.pin_image(&mut ops, &base, view);
             let policy_json = kubelet_literal(&derived.policy.to_json());
             let record = match self.record_of(&view.current.name) {
                 None => {
@@ -158,11 +161,19 @@ impl Pass<'_> {
                 ));
                 (PathEdit::Untouched, None)
             }
+            None if view.image().is_some() => {
+                // The spec's PATH replaces the image's, so the image's goes
+                // after /landgate/bin (the runtime's default when the image
+                // sets none).
+                let value = prefixed_path(&kubelet_literal(self.image_path(view)));
+                appended.push(env_var("PATH", &value));
+                (PathEdit::Added, Some(value))
+            }
             None => {
                 // The spec's PATH replaces the image's ENV PATH, which is
-                // unknown until images are resolved from their registry:
-                // say so, since a program found only there (a JDK's
-                // /opt/java/openjdk/bin) would no longer be found.
+                // unknown when the image was not resolved: say so, since a
+                // program found only there (a JDK's /opt/java/openjdk/bin)
+                // would no longer be found.
                 let value = prefixed_path(&kubelet_literal(&self.settings.default_path));
                 let also = if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
                     " and any PATH from envFrom"
@@ -188,6 +199,15 @@ impl Pass<'_> {
 
         let command = argv::exec(view.original.command.as_deref().unwrap_or_default());
         ops.add(at(base, ["command"], []), serde_json::json!(command));
+        if let Some(args) = &view.from_image.args {
+            ops.add(at(base, ["args"], []), serde_json::json!(args));
+        }
+        if let Some(dir) = &view.from_image.working_dir {
+            ops.add(
+                at(base, ["workingDir"], []),
+                serde_json::Value::String(dir.clone()),
+            );
+        }
         prefix_exec_handlers(ops, base, c);
         if c.volume_mounts.as_ref().is_none_or(Vec::is_empty) {
             ops.add(
@@ -201,6 +221,30 @@ impl Pass<'_> {
         WrappedContainer {
             hash: container_hash(name, &command, policy_json, path_value.as_deref(), edit),
             path: edit,
+        }
+    }
+}
+
+impl Pass<'_> {
+    /// The PATH the container gets from its resolved image: the image's
+    /// own, else the runtime's default (`--default-path`).
+    pub(crate) fn image_path<'v>(&'v self, view: &'v View) -> &'v str {
+        view.image()
+            .and_then(|config| config.path.as_deref())
+            .unwrap_or(&self.settings.default_path)
+    }
+
+    /// `image: name:tag@sha256:…` for a resolved image not pinned yet, so
+    /// that what runs is what was looked up.
+    fn pin_image(&self, ops: &mut Ops, base: &PointerBuf, view: &View) {
+        let (Some(config), Some(image)) = (view.image(), view.current.image.as_deref()) else {
+            return;
+        };
+        if self.settings.pin_digests && !is_pinned(image) {
+            ops.add(
+                at(base, ["image"], []),
+                serde_json::Value::String(format!("{image}@{}", config.digest)),
+            );
         }
     }
 }

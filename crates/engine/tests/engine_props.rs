@@ -228,6 +228,7 @@ fn mutate(pod: &Pod) -> Result<Run, MutateError> {
         PodContext {
             namespace: "shop",
             namespace_annotations: &annotations,
+            images: landgate_engine::mutate::NO_IMAGES,
         },
         pod,
     )

@@ -31,6 +31,7 @@ fn mutate_ns(v: &Value, ns: &BTreeMap<String, String>) -> Result<Run, String> {
         PodContext {
             namespace: "shop",
             namespace_annotations: ns,
+            images: landgate_engine::mutate::NO_IMAGES,
         },
         &pod,
     )

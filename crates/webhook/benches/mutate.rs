@@ -29,6 +29,7 @@ fn bench(c: &mut Criterion) {
     let context = PodContext {
         namespace: "shop",
         namespace_annotations: &annotations,
+        images: landgate_engine::mutate::NO_IMAGES,
     };
     let mut group = c.benchmark_group("mutate_pod");
     for n in [1usize, 10, 50] {

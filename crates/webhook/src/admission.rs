@@ -13,6 +13,8 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
+use landgate_engine::image::Images;
+use landgate_engine::mutate::NO_IMAGES;
 use landgate_engine::settings::Settings;
 use landgate_engine::{Outcome, PodContext, mutate_pod, update};
 use serde::Serialize;
@@ -56,29 +58,79 @@ impl Reviewed {
     }
 }
 
-/// Answers one AdmissionReview body.
+/// Answers one AdmissionReview body, without looking images up.
 pub fn review(
     settings: &Settings,
     namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
     body: &[u8],
 ) -> Result<Reviewed, BadReview> {
-    match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
-        Ok(review) => {
-            let request = request_of(review)?;
-            let (response, outcome) = answer(
-                settings,
-                namespace_annotations,
-                &request,
-                |object, which| object.map(Cow::Borrowed).ok_or_else(|| missing(which)),
-            );
-            Ok(reviewed(&request, response, outcome))
-        }
+    Ok(parse(body)?.answer(settings, namespace_annotations, NO_IMAGES))
+}
+
+/// An AdmissionReview read, not answered yet: the server looks up the
+/// images of the pod it creates ([`Parsed::created_pod`]) in between.
+pub struct Parsed(Request);
+
+// Not boxed: built once per review and moved at most once, so the size
+// difference costs nothing a box would save.
+#[allow(clippy::large_enum_variant)]
+enum Request {
+    /// The usual case: the object deserialised straight into a Pod.
+    Typed(AdmissionRequest<Pod>),
+    /// A kind that is not a Pod, or a pod landgate cannot read: parsed a
+    /// second time, generically, to answer it properly.
+    Dynamic(AdmissionRequest<DynamicObject>),
+}
+
+/// Reads one AdmissionReview body.
+pub fn parse(body: &[u8]) -> Result<Parsed, BadReview> {
+    let request = match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
+        Ok(review) => Request::Typed(request_of(review)?),
         Err(_) => {
             let review: AdmissionReview<DynamicObject> =
                 serde_json::from_slice(body).map_err(BadReview::Malformed)?;
-            let request = request_of(review)?;
-            let (response, outcome) = answer(settings, namespace_annotations, &request, read_pod);
-            Ok(reviewed(&request, response, outcome))
+            Request::Dynamic(request_of(review)?)
+        }
+    };
+    Ok(Parsed(request))
+}
+
+impl Parsed {
+    /// The pod this review creates, and its namespace, when the engine will
+    /// judge it: the images worth looking up before [`Parsed::answer`].
+    pub fn created_pod(&self) -> Option<(&Pod, &str)> {
+        match &self.0 {
+            Request::Typed(request) if matches!(Review::of(request), Some(Review::Create)) => {
+                let pod = request.object.as_ref()?;
+                Some((pod, request.namespace.as_deref().unwrap_or_default()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Answers it, with what the registry said about the pod's images.
+    pub fn answer(
+        &self,
+        settings: &Settings,
+        namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
+        images: &Images,
+    ) -> Reviewed {
+        match &self.0 {
+            Request::Typed(request) => {
+                let (response, outcome) = answer(
+                    settings,
+                    namespace_annotations,
+                    images,
+                    request,
+                    |object, which| object.map(Cow::Borrowed).ok_or_else(|| missing(which)),
+                );
+                reviewed(request, response, outcome)
+            }
+            Request::Dynamic(request) => {
+                let (response, outcome) =
+                    answer(settings, namespace_annotations, images, request, read_pod);
+                reviewed(request, response, outcome)
+            }
         }
     }
 }
@@ -149,6 +201,7 @@ const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 pub fn answer<'r, T: Resource>(
     settings: &Settings,
     namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
+    images: &Images,
     request: &'r AdmissionRequest<T>,
     read: impl Fn(Option<&'r T>, &str) -> Result<Cow<'r, Pod>, String>,
 ) -> (AdmissionResponse, Outcome) {
@@ -178,6 +231,7 @@ pub fn answer<'r, T: Resource>(
             let context = PodContext {
                 namespace,
                 namespace_annotations: &annotations,
+                images,
             };
             wrap(settings, context, &pod, response)
         }
@@ -387,6 +441,7 @@ mod tests {
         let context = PodContext {
             namespace: "shop",
             namespace_annotations: &annotations,
+            images: landgate_engine::mutate::NO_IMAGES,
         };
         let mutation = mutate_pod(&Settings::default(), context, &pod).unwrap();
         assert_eq!(mutation.outcome, Outcome::Wrapped);

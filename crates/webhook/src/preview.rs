@@ -17,7 +17,8 @@ use landgate_policy::Policy;
 use serde::Deserialize;
 
 use landgate_engine::Outcome;
-use landgate_engine::mutate::{self, MutateError, PodContext};
+use landgate_engine::image::{self, Images};
+use landgate_engine::mutate::{self, MutateError, NO_IMAGES, PodContext};
 use landgate_engine::settings::Settings;
 
 /// One previewed object.
@@ -92,32 +93,85 @@ fn template_path(kind: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Parses `input` (YAML or JSON, possibly multi-document) and previews each object.
+/// Parses `input` (YAML or JSON, possibly multi-document) and previews each
+/// object, without looking images up.
 pub fn preview(settings: &Settings, input: &str) -> Result<Vec<PreviewItem>, PreviewError> {
-    let mut items = Vec::new();
-    for (i, doc) in documents(input)?.into_iter().enumerate() {
-        let document = i + 1;
-        match doc {
-            serde_json::Value::Null => {}
-            serde_json::Value::Object(_) => {
-                if doc.get("kind").and_then(|k| k.as_str()) == Some("List") {
-                    let list = doc.get("items").and_then(|i| i.as_array());
-                    for item in list.into_iter().flatten() {
-                        items.push(preview_object(settings, document, item.clone())?);
+    Manifest::parse(input)?.preview(settings, NO_IMAGES)
+}
+
+/// Parsed manifests: the objects of every document, `kind: List` items
+/// taken one by one, each with its document number (for messages).
+#[derive(Debug)]
+pub struct Manifest(Vec<(usize, serde_json::Value)>);
+
+impl Manifest {
+    pub fn parse(input: &str) -> Result<Self, PreviewError> {
+        let mut objects = Vec::new();
+        for (i, doc) in documents(input)?.into_iter().enumerate() {
+            let document = i + 1;
+            match doc {
+                serde_json::Value::Null => {}
+                serde_json::Value::Object(_) => {
+                    if doc.get("kind").and_then(|k| k.as_str()) == Some("List") {
+                        let list = doc.get("items").and_then(|i| i.as_array());
+                        for item in list.into_iter().flatten() {
+                            objects.push((document, item.clone()));
+                        }
+                    } else {
+                        objects.push((document, doc));
                     }
-                } else {
-                    items.push(preview_object(settings, document, doc)?);
+                }
+                other => {
+                    return Err(PreviewError::NotAnObject {
+                        document,
+                        found: describe(&other),
+                    });
                 }
             }
-            other => {
-                return Err(PreviewError::NotAnObject {
-                    document,
-                    found: describe(&other),
-                });
+        }
+        Ok(Self(objects))
+    }
+
+    /// The images of the pods and pod templates, each once: what to look up
+    /// before [`Manifest::preview`]. Templates that do not parse are left
+    /// to the preview, which names what is wrong with them.
+    pub fn images(&self) -> Vec<String> {
+        let mut images: Vec<String> = Vec::new();
+        for (_, object) in &self.0 {
+            let kind = object
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or_default();
+            let Some(template) = template_path(kind) else {
+                continue;
+            };
+            let base = PointerBuf::from_tokens(template.iter().copied().chain(["spec"]));
+            let Some(Ok(spec)) = object
+                .pointer(base.as_str())
+                .map(PodSpec::deserialize)
+            else {
+                continue;
+            };
+            for image in image::images_of(&spec) {
+                if !images.contains(&image) {
+                    images.push(image);
+                }
             }
         }
+        images
     }
-    Ok(items)
+
+    /// Previews each object, with what the registry said about `images`.
+    pub fn preview(
+        self,
+        settings: &Settings,
+        images: &Images,
+    ) -> Result<Vec<PreviewItem>, PreviewError> {
+        self.0
+            .into_iter()
+            .map(|(document, object)| preview_object(settings, images, document, object))
+            .collect()
+    }
 }
 
 fn documents(input: &str) -> Result<Vec<serde_json::Value>, PreviewError> {
@@ -164,6 +218,7 @@ fn describe(value: &serde_json::Value) -> String {
 
 fn preview_object(
     settings: &Settings,
+    images: &Images,
     document: usize,
     object: serde_json::Value,
 ) -> Result<PreviewItem, PreviewError> {
@@ -246,6 +301,7 @@ fn preview_object(
     let context = PodContext {
         namespace: &namespace,
         namespace_annotations: &no_annotations,
+        images,
     };
     let mutation =
         mutate::mutate_pod(settings, context, &pod).map_err(|source| PreviewError::Rejected {

@@ -222,6 +222,7 @@ fn preview_of_a_pod_is_the_engine_answer() {
         PodContext {
             namespace: "web",
             namespace_annotations: &annotations,
+            images: landgate_engine::mutate::NO_IMAGES,
         },
         &pod,
     )

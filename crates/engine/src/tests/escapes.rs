@@ -22,6 +22,7 @@ fn mutate(v: &Value) -> Result<Run, MutateError> {
         PodContext {
             namespace: "shop",
             namespace_annotations: &BTreeMap::new(),
+            images: crate::mutate::NO_IMAGES,
         },
         &input,
     )

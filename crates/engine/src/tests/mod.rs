@@ -2,6 +2,7 @@
 //! beside them.
 
 mod escapes;
+mod images;
 mod mutate;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,7 @@ fn run_with(settings: &Settings, ns: &BTreeMap<String, String>, p: &Pod) -> Run 
         PodContext {
             namespace: "shop",
             namespace_annotations: ns,
+            images: crate::mutate::NO_IMAGES,
         },
         p,
     )
@@ -55,6 +56,7 @@ fn refuse_with(settings: &Settings, ns: &BTreeMap<String, String>, p: &Pod) -> S
         PodContext {
             namespace: "shop",
             namespace_annotations: ns,
+            images: crate::mutate::NO_IMAGES,
         },
         p,
     )
@@ -465,6 +467,7 @@ fn skips_excluded_namespaces_mirror_and_windows_pods() {
         PodContext {
             namespace: "kube-system",
             namespace_annotations: &BTreeMap::new(),
+            images: crate::mutate::NO_IMAGES,
         },
         &p,
     )
@@ -669,11 +672,13 @@ fn a_wrapped_container_reads_back_as_it_was() {
     let wrapped = run(&before).pod;
     let spec = wrapped.spec.as_ref().unwrap();
     let settings = Settings::default();
+    let no_annotations = BTreeMap::new();
     let engine = Pass::read(
         &settings,
         PodContext {
             namespace: "shop",
-            namespace_annotations: &BTreeMap::new(),
+            namespace_annotations: &no_annotations,
+            images: crate::mutate::NO_IMAGES,
         },
         &wrapped,
         spec,

@@ -243,6 +243,7 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Applied>, String> {
     let context = PodContext {
         namespace: &case.namespace,
         namespace_annotations: &case.namespace_annotations,
+        images: landgate_engine::mutate::NO_IMAGES,
     };
     let Ok(first) = mutate::mutate_pod(&settings, context, &case.pod) else {
         return Ok(None);
