@@ -32,6 +32,12 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
 command -v ss >/dev/null || need_apt+=(iproute2)
+# A real registry for the image-resolution tests (crates/registry,
+# tests/e2e/src/registry.rs): docker-registry (distribution), skopeo to push
+# into it, htpasswd (apache2-utils) for its basic auth.
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

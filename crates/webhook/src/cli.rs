@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use crate::images::{ImageLookups, PullSecrets};
 use crate::preview::{self, OutputFormat};
 use crate::server::{self, ConnectionLimits, ServerConfig};
 use crate::tls::{self, CertFiles};
 use landgate_engine::settings::Settings;
+use landgate_registry::{Platform, Resolver, ResolverConfig};
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -28,10 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve admission reviews over HTTPS (POST /mutate, POST /preview) and
     /// health/metrics over plain HTTP.
-    // Boxed: the serve flags outweigh the preview ones many times over.
+    // Boxed, both: large, and of different sizes.
     Serve(Box<ServeArgs>),
     /// Show what the webhook would do to manifests, without a cluster.
-    Preview(PreviewArgs),
+    Preview(Box<PreviewArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,75 @@ pub struct ServeArgs {
     pub log: LogArgs,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+    /// Also use the pod's image pull secrets (its own and its
+    /// ServiceAccount's) to look its images up, read through the API server
+    /// with the webhook's ServiceAccount. Needs `get` on secrets and
+    /// serviceaccounts: the `manifests/components/pull-secrets` component,
+    /// a sensitive grant.
+    #[arg(long, env = "LANDGATE_PULL_SECRETS", help_heading = "Image resolution")]
+    pub pull_secrets: bool,
+}
+
+/// How images are looked up in their registries (`serve` and `preview`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Image resolution")]
+pub struct ResolveArgs {
+    /// Do not look images up: containers without `command` keep an unknown
+    /// entrypoint (--unknown-entrypoint applies) and PATH falls back to
+    /// --default-path. For offline previews.
+    #[arg(long, env = "LANDGATE_NO_RESOLVE")]
+    pub no_resolve: bool,
+    /// The platform whose config is used when a multi-platform image's
+    /// platforms disagree on Entrypoint, Cmd or PATH.
+    #[arg(long, env = "LANDGATE_PLATFORM", default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Budget for looking up all of a pod's images; past it, the images not
+    /// resolved count as unknown (--unknown-entrypoint applies). Keep it
+    /// under --request-timeout.
+    #[arg(long, env = "LANDGATE_RESOLVE_TIMEOUT", default_value = "2s", value_parser = parse_timeout)]
+    pub resolve_timeout: Duration,
+    /// How long a tag's digest is trusted before the registry is asked again.
+    #[arg(long, env = "LANDGATE_TAG_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub tag_ttl: Duration,
+    /// Image configs (by digest) and tags kept in memory, each.
+    #[arg(long, env = "LANDGATE_IMAGE_CACHE_ENTRIES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub image_cache_entries: u32,
+    /// A Docker config.json (`auths`) with registry credentials, used when
+    /// no pull secret of the pod matches.
+    #[arg(long, env = "LANDGATE_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+    /// A PEM bundle of CAs trusted for registries, in addition to the
+    /// system's.
+    #[arg(long, env = "LANDGATE_REGISTRY_CA")]
+    pub registry_ca: Option<PathBuf>,
+    /// Registries (host[:port], as images name them) spoken to over plain
+    /// HTTP (comma-separated); every other registry is HTTPS.
+    #[arg(long, env = "LANDGATE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+}
+
+impl ResolveArgs {
+    /// The resolver, or `None` under --no-resolve.
+    pub fn resolver(&self) -> anyhow::Result<Option<Resolver>> {
+        if self.no_resolve {
+            return Ok(None);
+        }
+        let config = ResolverConfig {
+            platform: self.platform.clone(),
+            tag_ttl: self.tag_ttl,
+            cache_entries: self.image_cache_entries as usize,
+            timeout: self.resolve_timeout,
+            docker_config: self.registry_config.clone(),
+            extra_ca: self.registry_ca.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+        };
+        // The message names the file and what is wrong with it.
+        Resolver::new(config)
+            .map(Some)
+            .map_err(|err| anyhow::anyhow!("{err}"))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -177,6 +248,8 @@ pub struct PreviewArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
 }
 
 /// Like [`parse_duration`], refusing zero: a zero deadline would close every
@@ -210,7 +283,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Serve(args) => serve(*args),
-            Command::Preview(args) => run_preview(args),
+            Command::Preview(args) => run_preview(*args),
         }
     }
 }
@@ -258,9 +331,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
         log,
         settings,
+        resolve,
+        pull_secrets,
     } = args;
     init_logging(&log)?;
     tls::install_crypto_provider();
+    if resolve.resolve_timeout >= request_timeout {
+        bail!(
+            "--resolve-timeout ({:?}) must be shorter than --request-timeout ({request_timeout:?}): the API server must get an answer, not a timeout",
+            resolve.resolve_timeout
+        );
+    }
+    let resolver = resolve.resolver()?;
+    if resolver.is_none() && pull_secrets {
+        bail!("--pull-secrets needs image resolution: drop --no-resolve");
+    }
 
     let cert_files = match (tls_cert, tls_key, dev_certs) {
         (Some(cert), Some(key), false) => CertFiles { cert, key },
@@ -300,7 +385,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
-        server::serve(config, settings, shutdown_signal())
+        let images = match resolver {
+            None => None,
+            Some(resolver) => {
+                let secrets = match pull_secrets {
+                    false => None,
+                    true => {
+                        let client = kube::Client::try_default().await.context(
+                            "--pull-secrets: connecting to the API server (in-cluster config or KUBECONFIG)",
+                        )?;
+                        Some(PullSecrets::new(client, resolve.resolve_timeout))
+                    }
+                };
+                Some(ImageLookups::new(resolver, secrets))
+            }
+        };
+        let mut server = server::BoundServer::bind(config, settings)
+            .await
+            .context("landgate-webhook serve")?;
+        if let Some(images) = images {
+            server = server.with_images(images);
+        }
+        server
+            .serve(shutdown_signal())
             .await
             .context("landgate-webhook serve")
     })
@@ -330,6 +437,7 @@ fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
         file,
         output,
         settings,
+        resolve,
     } = args;
     let input = if file.as_os_str() == "-" {
         let mut text = String::new();
@@ -343,7 +451,22 @@ fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
     };
     // The message already names the object, container and field: print it
     // once, without an error chain that would repeat it.
-    let items = preview::preview(&settings, &input).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let manifest = preview::Manifest::parse(&input).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let images = match resolve.resolver()? {
+        None => Default::default(),
+        Some(resolver) => {
+            tls::install_crypto_provider();
+            let wanted = manifest.images();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(ImageLookups::new(resolver, None).of(&wanted))
+        }
+    };
+    let items = manifest
+        .preview(&settings, &images)
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
     let mut rendered = preview::render(&items, output).map_err(|err| anyhow::anyhow!("{err}"))?;
     if !rendered.ends_with('\n') {
         rendered.push('\n');

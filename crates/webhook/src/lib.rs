@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod images;
 pub mod metrics;
 pub mod preview;
 pub mod server;

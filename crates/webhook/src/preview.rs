@@ -146,10 +146,7 @@ impl Manifest {
                 continue;
             };
             let base = PointerBuf::from_tokens(template.iter().copied().chain(["spec"]));
-            let Some(Ok(spec)) = object
-                .pointer(base.as_str())
-                .map(PodSpec::deserialize)
-            else {
+            let Some(Ok(spec)) = object.pointer(base.as_str()).map(PodSpec::deserialize) else {
                 continue;
             };
             for image in image::images_of(&spec) {

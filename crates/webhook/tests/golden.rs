@@ -12,8 +12,10 @@
 #![allow(clippy::unwrap_used)] // a test: an unwrap that fails is the failure, with its message
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use landgate_engine::Outcome;
+use landgate_engine::image::{ImageConfig, ImageLookup, Images};
 use landgate_engine::mutate::{PodContext, mutate_pod};
 use landgate_engine::settings::Settings;
 use landgate_webhook::preview::{self, OutputFormat, PreviewError, PreviewItem};
@@ -62,6 +64,47 @@ fn golden_value(result: &Result<Vec<PreviewItem>, PreviewError>) -> Value {
 
 #[test]
 fn previews_match_golden_files() {
+    compare_with_golden(&Images::new(), &fixtures().join("golden"));
+}
+
+/// The same manifests with their images resolved as
+/// `tests/fixtures/images.json` says, against `golden/resolved/`.
+#[test]
+fn resolved_previews_match_golden_files() {
+    compare_with_golden(
+        &fixture_images(),
+        &fixtures().join("golden").join("resolved"),
+    );
+}
+
+/// `tests/fixtures/images.json` as the engine's input.
+fn fixture_images() -> Images {
+    let text = std::fs::read_to_string(fixtures().join("images.json")).unwrap();
+    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let text_of = |v: &Value| v.as_str().map(str::to_owned);
+    all.into_iter()
+        .filter(|(image, _)| image != "//")
+        .map(|(image, c)| {
+            let config = ImageConfig {
+                digest: c["digest"].as_str().unwrap().to_owned(),
+                entrypoint: strings(&c["entrypoint"]),
+                cmd: strings(&c["cmd"]),
+                path: text_of(&c["path"]),
+                working_dir: text_of(&c["working_dir"]),
+                user: text_of(&c["user"]),
+                platform_disagreement: text_of(&c["platform_disagreement"]),
+            };
+            (image, ImageLookup::Resolved(Arc::new(config)))
+        })
+        .collect()
+}
+
+fn compare_with_golden(images: &Images, dir: &Path) {
     let bless = std::env::var_os("LANDGATE_BLESS").is_some_and(|v| v == "1");
     let settings = Settings::default();
     let mut mismatches = Vec::new();
@@ -69,11 +112,12 @@ fn previews_match_golden_files() {
     assert!(files.len() >= 6, "fixtures missing: {files:?}");
     for file in files {
         let input = std::fs::read_to_string(&file).unwrap();
-        let result = preview::preview(&settings, &input);
+        let result = preview::Manifest::parse(&input).and_then(|m| m.preview(&settings, images));
         let actual = serde_json::to_string_pretty(&golden_value(&result)).unwrap() + "\n";
         let stem = file.file_stem().unwrap().to_str().unwrap();
-        let golden = fixtures().join("golden").join(format!("{stem}.json"));
+        let golden = dir.join(format!("{stem}.json"));
         if bless {
+            std::fs::create_dir_all(dir).unwrap();
             std::fs::write(&golden, &actual).unwrap();
             continue;
         }

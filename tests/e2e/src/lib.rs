@@ -18,6 +18,7 @@ pub mod appender;
 pub mod cluster;
 pub mod pki;
 pub mod pods;
+pub mod registry;
 pub mod webhook;
 
 /// The repository checkout this crate lives in.

@@ -14,14 +14,16 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use landgate_e2e::appender::{APPENDED, Appender, appended_command};
 use landgate_e2e::cluster::ControlPlane;
 use landgate_e2e::pki::WebhookPki;
 use landgate_e2e::pods::{self, INJECT_LABEL, check_untouched, check_wrapped};
+use landgate_e2e::registry::{ImageSpec, TestRegistry};
 use landgate_e2e::webhook::{self, WebhookProcess, landgate_configuration, wait_until};
 use serde_json::json;
 
@@ -102,7 +104,11 @@ async fn start_landgate(
 ) -> anyhow::Result<(kube::Client, WebhookPki, WebhookProcess)> {
     let client = cluster.client().await?;
     let pki = WebhookPki::create(&cluster.dir.join("webhook-pki")).await?;
-    let webhook = WebhookProcess::start(cluster, "landgate-webhook", &pki, &[]).await?;
+    // The scenarios' images (busybox, nginx) name Docker Hub, which the
+    // suite never reaches: the main instance does not look images up (the
+    // resolving instance of the image scenario does, from a local registry).
+    let webhook =
+        WebhookProcess::start(cluster, "landgate-webhook", &pki, &["--no-resolve"]).await?;
     eprintln!(
         "e2e: landgate-webhook serving on 127.0.0.1:{}; configuration from {}",
         webhook.port,
@@ -461,7 +467,8 @@ fn failure_policy_fail_refuses_and_ignore_admits_when_the_webhook_is_down() {
         // A second landgate instance with its own configuration, selecting
         // only this namespace, so stopping it leaves the main one alone.
         let namespace = env.namespace("e2e-failure-policy", &[LABEL]).await?;
-        let mut instance = WebhookProcess::start(&env.cluster, NAME, &env.pki, &[]).await?;
+        let mut instance =
+            WebhookProcess::start(&env.cluster, NAME, &env.pki, &["--no-resolve"]).await?;
         let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
         let mut configuration =
             landgate_configuration(NAME, &instance.mutate_url(), &env.pki.ca_pem()?)?;
@@ -1048,6 +1055,162 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             launcher_image(&stored),
             launcher_image(&after)
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn images_without_command_are_resolved_with_pull_secrets_and_pinned() {
+    run(|env| async move {
+        const NAME: &str = "landgate-e2e-resolve";
+        const LABEL: (&str, &str) = ("landgate-e2e/resolve", "on");
+        const PATH: &str = "/opt/web/bin:/usr/local/bin:/usr/bin:/bin";
+        // A private registry: only a pod's pull secret opens it.
+        let registry = TestRegistry::start(
+            &env.cluster.dir.join("registry"),
+            Some(("e2e", "pull-secret-password")),
+        )
+        .await?;
+        let spec = ImageSpec {
+            entrypoint: Some(vec!["/usr/local/bin/web".into()]),
+            cmd: Some(vec!["--port".into(), "8080".into()]),
+            env: vec![format!("PATH={PATH}")],
+            ..ImageSpec::default()
+        };
+        let digest = registry.push_image("shop/web", "1.0", &spec).await?;
+        let image = format!("{}/shop/web:1.0", registry.host());
+
+        // A second instance that looks images up, with the pods' pull
+        // secrets read through the API server, for this namespace only.
+        let namespace = env.namespace("e2e-resolve", &[LABEL]).await?;
+        let ca = registry.ca_path();
+        let mut instance = WebhookProcess::start_with_env(
+            &env.cluster,
+            NAME,
+            &env.pki,
+            &["--registry-ca", &ca.to_string_lossy(), "--pull-secrets"],
+            &[("KUBECONFIG", env.cluster.kubeconfig.as_os_str())],
+        )
+        .await?;
+        let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
+        let mut configuration =
+            landgate_configuration(NAME, &instance.mutate_url(), &env.pki.ca_pem()?)?;
+        for hook in configuration.webhooks.iter_mut().flatten() {
+            hook.namespace_selector = Some(serde_json::from_value(
+                json!({"matchLabels": {LABEL.0: LABEL.1}}),
+            )?);
+        }
+        configurations
+            .create(&PostParams::default(), &configuration)
+            .await?;
+
+        let auth = base64::engine::general_purpose::STANDARD.encode("e2e:pull-secret-password");
+        let config = json!({"auths": {registry.host(): {"auth": auth}}}).to_string();
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "registry"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "stringData": {".dockerconfigjson": config},
+        }))?;
+        Api::<Secret>::namespaced(env.client.clone(), &namespace)
+            .create(&PostParams::default(), &secret)
+            .await?;
+
+        // Without the pull secret the registry refuses, and the pod is
+        // admitted unwrapped (the default), saying why.
+        let api = env.pods(&namespace);
+        let bare = pods::from_json(json!({
+            "metadata": {"name": "no-secret"},
+            "spec": {"containers": [{"name": "web", "image": image}]},
+        }));
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        wait_until("the resolving instance to be called", || async {
+            let stored = api.create(&dry_run, &bare).await?;
+            let status = stored
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("landgate.dev/status"))
+                .map(|_| ());
+            Ok(status)
+        })
+        .await?;
+        let stored = create(&api, &bare).await?;
+        let status = stored.metadata.annotations.unwrap_or_default()["landgate.dev/status"].clone();
+        ensure!(
+            pods::records_a_skip(&status) && status.contains("unauthorized"),
+            "without a pull secret: {status}"
+        );
+
+        // A Deployment without `command`, with the pull secret: its pods
+        // are stored running the image's entrypoint and Cmd through the
+        // launcher, with the image's PATH, pinned to the digest looked up.
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "imagePullSecrets": [{"name": "registry"}],
+                        "containers": [{
+                            "name": "web", "image": image,
+                            "ports": [{"containerPort": 8080}],
+                        }],
+                    },
+                },
+            },
+        }))?;
+        Api::<Deployment>::namespaced(env.client.clone(), &namespace)
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let created = landgate_e2e::eventually(
+            "kube-controller-manager to create the pod of Deployment web",
+            Duration::from_secs(60),
+            || async {
+                let list = api.list(&ListParams::default().labels("app=web")).await?;
+                Ok(list.items.into_iter().next())
+            },
+        )
+        .await?;
+        let web = &created.spec.as_ref().context("pod spec")?.containers[0];
+        ensure!(
+            web.command.as_deref()
+                == Some(
+                    &["/landgate/landgate", "exec", "--", "/usr/local/bin/web"].map(String::from)[..]
+                ),
+            "command: {:?}",
+            web.command
+        );
+        ensure!(
+            web.args.as_deref() == Some(&["--port", "8080"].map(String::from)[..]),
+            "args: {:?}",
+            web.args
+        );
+        ensure!(
+            web.image.as_deref() == Some(format!("{image}@{digest}").as_str()),
+            "image: {:?} (digest {digest})",
+            web.image
+        );
+        let path = web
+            .env
+            .iter()
+            .flatten()
+            .rfind(|e| e.name == "PATH")
+            .and_then(|e| e.value.clone());
+        ensure!(
+            path.as_deref() == Some(format!("/landgate/bin:{PATH}").as_str()),
+            "PATH: {path:?}"
+        );
+
+        configurations
+            .delete(NAME, &DeleteParams::default())
+            .await?;
+        let status = instance.stop(&env.cluster).await?;
+        ensure!(status.success(), "SIGTERM: webhook exited with {status}");
         Ok(())
     });
 }

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::images::ImageLookups;
 use crate::metrics::Metrics;
 use crate::tls::{self, CertFiles, ReloadingCertResolver, TlsError};
 use landgate_engine::settings::Settings;
@@ -155,6 +156,13 @@ impl BoundServer {
             shutdown_grace,
             limits,
         })
+    }
+
+    /// Looks up the images of the pods it admits (and previews).
+    pub fn with_images(mut self, images: ImageLookups) -> Self {
+        images.register_metrics(&mut self.registry);
+        self.state.images = Some(images);
+        self
     }
 
     /// The HTTPS address actually bound.

@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission;
+use crate::images::ImageLookups;
 use crate::metrics::{self, Metrics};
 use crate::preview::{self, OutputFormat, PreviewError};
 use landgate_engine::settings::Settings;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub namespace_annotations: NamespaceAnnotations,
     pub max_body_bytes: usize,
+    /// `None` under --no-resolve.
+    pub images: Option<ImageLookups>,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             metrics,
             namespace_annotations: Arc::new(|_| BTreeMap::new()),
             max_body_bytes,
+            images: None,
         }
     }
 }
@@ -123,15 +127,33 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             return refusal.into_response();
         }
     };
-    answer_review(&state, &body, started)
+    answer_review(&state, &body, started).await
 }
 
 /// The review of one AdmissionReview body and all that follows from it: the
 /// metrics, the summary log line, the answer. `started` is when the request
 /// reached the handler, so that the duration includes reading the body.
-fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Response {
+async fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Response {
     let lookup = state.namespace_annotations.clone();
-    match admission::review(&state.settings, &*lookup, body) {
+    let reviewed = match admission::parse(body) {
+        Ok(parsed) => {
+            let images = match (&state.images, parsed.created_pod()) {
+                (Some(images), Some((pod, namespace)))
+                    if !state
+                        .settings
+                        .excluded_namespaces
+                        .iter()
+                        .any(|n| n == namespace) =>
+                {
+                    images.for_pod(pod, namespace).await
+                }
+                _ => Default::default(),
+            };
+            Ok(parsed.answer(&state.settings, &*lookup, &images))
+        }
+        Err(bad) => Err(bad),
+    };
+    match reviewed {
         Ok(reviewed) => {
             let body = reviewed.body();
             let elapsed = started.elapsed();
@@ -198,7 +220,17 @@ async fn preview_handler(
         );
     };
     state.metrics.preview();
-    let items = match preview::preview(&state.settings, text) {
+    let items = match preview::Manifest::parse(text) {
+        Ok(manifest) => {
+            let images = match &state.images {
+                Some(images) => images.of(&manifest.images()).await,
+                None => Default::default(),
+            };
+            manifest.preview(&state.settings, &images)
+        }
+        Err(err) => Err(err),
+    };
+    let items = match items {
         Ok(items) => items,
         Err(err @ PreviewError::Rejected { .. }) => {
             return error_response(StatusCode::UNPROCESSABLE_ENTITY, err.to_string());
