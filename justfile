@@ -71,6 +71,7 @@ cluster-down:
 bench:
     cargo bench -p landgate-webhook --bench mutate
     cargo bench -p landgate-webhook --bench review
+    cargo bench -p landgate-webhook --bench resolve
     cargo bench -p landgate-webhook --bench serve
     cargo bench -p landgate-launcher --bench exec_overhead
 
