@@ -12,7 +12,7 @@ dev port="8443" admin="8080":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build -p landgate-webhook
-    target/debug/landgate-webhook serve --dev-certs --dev-certs-dir .dev-certs \
+    target/debug/landgate-webhook serve --dev-certs --dev-certs-dir .dev-certs --no-namespace-watch \
         --listen 127.0.0.1:{{port}} --admin-listen 127.0.0.1:{{admin}} &
     pid=$!
     trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM

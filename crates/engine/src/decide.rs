@@ -185,10 +185,7 @@ impl Pass<'_> {
         };
         let name = &view.current.name;
         let image = view.current.image.as_deref().unwrap_or_default();
-        if view.from_image.command
-            && config.entrypoint.is_empty()
-            && view.original.args.as_ref().is_none_or(Vec::is_empty)
-        {
+        if view.from_image.command && view.original.command.as_ref().is_none_or(Vec::is_empty) {
             return Err(MutateError::NothingToRun {
                 pod: self.label.clone(),
                 container: name.clone(),

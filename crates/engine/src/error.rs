@@ -15,7 +15,7 @@ pub enum MutateError {
         error: Box<AnnotationError>,
     },
     #[error(
-        "pod {pod}: container {container:?} ({field}) sets {what} and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
+        "pod {pod}: container {container:?} ({field}) sets {what} and landgate cannot wrap it; refused because {because}. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\" where its namespace allows it (landgate.dev/allow-opt-out: \"true\")"
     )]
     UnknownEntrypoint {
         pod: String,

@@ -59,11 +59,18 @@ pub(crate) struct View<'a> {
 /// that has moved on, cannot change it).
 #[derive(Debug, Default)]
 pub(crate) struct FromImage {
-    /// The image's Entrypoint, for a container without `command`.
+    /// `command` is written from the image (its Entrypoint, or with none its
+    /// Cmd or the pod's `args`).
     pub(crate) command: bool,
-    /// The image's Cmd, for a container without `command` nor `args` (a
-    /// `command` set without `args` would drop it).
+    /// What `command` holds came from the image config, so the kubelet's
+    /// `$(VAR)` expansion must not touch it (it never expands image values).
+    pub(crate) command_from_config: bool,
+    /// The image's Cmd, for a container without `command` nor `args` whose
+    /// image has an Entrypoint (a `command` set without `args` would drop
+    /// it).
     pub(crate) args: Option<Vec<String>>,
+    /// The pod's `args` moved into `command` (an image without Entrypoint).
+    pub(crate) drop_args: bool,
     /// The image's WorkingDir, for a container without one.
     pub(crate) working_dir: Option<String>,
 }
@@ -96,11 +103,31 @@ impl View<'_> {
 fn fill_from_image(original: &mut Container, config: &ImageConfig) -> FromImage {
     let mut from = FromImage::default();
     if original.command.as_ref().is_none_or(Vec::is_empty) {
-        original.command = Some(config.entrypoint.clone());
+        let args = original.args.take().filter(|a| !a.is_empty());
+        // containerd runs `ENTRYPOINT [""]` as no Entrypoint.
+        let entrypoint = match config.entrypoint.as_slice() {
+            [only] if only.is_empty() => &[][..],
+            all => all,
+        };
         from.command = true;
-        if original.args.as_ref().is_none_or(Vec::is_empty) && !config.cmd.is_empty() {
-            original.args = Some(config.cmd.clone());
-            from.args = Some(config.cmd.clone());
+        if entrypoint.is_empty() {
+            // What runs is the pod's args, else Cmd, whole: written into
+            // `command` after `exec --`, so that a later pass reads the
+            // wrapped command back (`exec --` alone is no command).
+            from.drop_args = args.is_some();
+            from.command_from_config = args.is_none();
+            original.command = Some(args.unwrap_or_else(|| config.cmd.clone()));
+        } else {
+            from.command_from_config = true;
+            original.command = Some(entrypoint.to_vec());
+            match args {
+                Some(args) => original.args = Some(args),
+                None if !config.cmd.is_empty() => {
+                    original.args = Some(config.cmd.clone());
+                    from.args = Some(config.cmd.clone());
+                }
+                None => {}
+            }
         }
     }
     if original.working_dir.as_deref().is_none_or(str::is_empty)

@@ -197,10 +197,25 @@ impl Pass<'_> {
             }
         }
 
-        let command = argv::exec(view.original.command.as_deref().unwrap_or_default());
+        // Image values are written so that the kubelet passes them on as
+        // they are: it expands `$(VAR)` in the spec, never in the image.
+        let from = &view.from_image;
+        let literal = |values: &[String]| -> Vec<String> {
+            values.iter().map(|v| kubelet_literal(v)).collect()
+        };
+        let original = view.original.command.as_deref().unwrap_or_default();
+        let command = match from.command_from_config {
+            true => argv::exec(&literal(original)),
+            false => argv::exec(original),
+        };
         ops.add(at(base, ["command"], []), serde_json::json!(command));
-        if let Some(args) = &view.from_image.args {
-            ops.add(at(base, ["args"], []), serde_json::json!(args));
+        if let Some(args) = &from.args {
+            ops.add(at(base, ["args"], []), serde_json::json!(literal(args)));
+        }
+        if from.drop_args {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: at(base, ["args"], []),
+            }));
         }
         if let Some(dir) = &view.from_image.working_dir {
             ops.add(

@@ -740,7 +740,10 @@ fn holds_forged_active_marker_and_unwrapped_probe_are_fixed() {
 fn holds_skip_on_a_forged_pod_unwraps_completely() {
     let mut p = wrapped(&web_pod());
     p["metadata"]["annotations"]["landgate.dev/inject"] = json!("false");
-    let m = admitted(&p);
+    // An opt-out is honoured only where the namespace allows it.
+    refused_with(&p, &["does not allow opt-outs"]);
+    let allowed = BTreeMap::from([("landgate.dev/allow-opt-out".to_owned(), "true".to_owned())]);
+    let m = mutate_ns(&p, &allowed).unwrap_or_else(|e| panic!("refused: {e}"));
     assert!(matches!(m.outcome, Outcome::Skipped(_)));
     let out = pod_json(&m);
     assert_eq!(out["spec"]["initContainers"], Value::Null);

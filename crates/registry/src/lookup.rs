@@ -18,6 +18,10 @@ use crate::metrics::CacheKind;
 use crate::platforms::{PlatformConfig, choose};
 use crate::resolver::Inner;
 
+/// The most Linux platforms of one index that are looked up (real
+/// multi-platform images have a handful).
+const MAX_PLATFORMS: usize = 32;
+
 /// What a lookup ends with.
 pub(crate) type Answer = Result<Arc<ImageConfig>, Failure>;
 
@@ -221,6 +225,14 @@ impl Lookup {
                         } else {
                             present.join(", ")
                         }
+                    )));
+                }
+                // Each platform costs two fetches at once: an index naming
+                // more than any real image has is refused, not fanned out.
+                if linux.len() > MAX_PLATFORMS {
+                    return Err(Failure::invalid(format!(
+                        "the index {digest} names {} Linux images; landgate compares at most {MAX_PLATFORMS}",
+                        linux.len()
                     )));
                 }
                 let configs = join_all(linux.iter().map(|entry| async move {

@@ -26,8 +26,10 @@ use crate::metrics::Metrics;
 /// A lookup outlives the call that started it, so that a slow registry
 /// still fills the cache, but not forever: a registry that accepts
 /// connections and never answers would pin a task and its in-flight entry.
-/// At least this long, and never shorter than one call's budget.
-const FLIGHT_LIMIT: Duration = Duration::from_secs(30);
+/// At least this long, and never shorter than one call's budget. Short: a
+/// registry that streams an endless body grows the task's memory until this
+/// limit (oci-client reads manifests whole).
+const FLIGHT_LIMIT: Duration = Duration::from_secs(5);
 
 /// Looks images up in their registries; cheap to clone (shared inside).
 #[derive(Clone)]

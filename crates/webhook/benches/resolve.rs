@@ -46,7 +46,7 @@ fn review(images: &[String]) -> Vec<u8> {
 }
 
 async fn answer(lookups: &ImageLookups, settings: &Settings, body: &[u8]) -> Duration {
-    let no_annotations = |_: &str| BTreeMap::new();
+    let no_annotations = |_: &str| Some(BTreeMap::new());
     let started = Instant::now();
     let parsed = admission::parse(body).unwrap();
     let (pod, namespace) = parsed.created_pod().unwrap();
@@ -126,7 +126,7 @@ fn main() {
             warm.push(answer(&warm_lookups, &settings, &body).await);
         }
         let mut offline = Vec::new();
-        let no_annotations = |_: &str| BTreeMap::new();
+        let no_annotations = |_: &str| Some(BTreeMap::new());
         for _ in 0..warm_runs {
             let started = Instant::now();
             let reviewed = admission::review(&settings, &no_annotations, &body).unwrap();

@@ -46,7 +46,7 @@ fn review(containers: usize) -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let settings = landgate_engine::settings::Settings::default();
-    let no_annotations = |_: &str| BTreeMap::new();
+    let no_annotations = |_: &str| Some(BTreeMap::new());
     let mut group = c.benchmark_group("review");
     for n in [1usize, 10, 50] {
         let body = review(n);

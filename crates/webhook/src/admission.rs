@@ -58,10 +58,15 @@ impl Reviewed {
     }
 }
 
+/// A namespace's `landgate.dev/*` annotations, or `None` when the
+/// namespace is unknown (not in the cache yet): the pod is then refused, so
+/// that no namespace floor is skipped.
+pub type NamespaceLookup = dyn Fn(&str) -> Option<BTreeMap<String, String>> + Send + Sync;
+
 /// Answers one AdmissionReview body, without looking images up.
 pub fn review(
     settings: &Settings,
-    namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
+    namespace_annotations: &NamespaceLookup,
     body: &[u8],
 ) -> Result<Reviewed, BadReview> {
     Ok(parse(body)?.answer(settings, namespace_annotations, NO_IMAGES))
@@ -112,7 +117,7 @@ impl Parsed {
     pub fn answer(
         &self,
         settings: &Settings,
-        namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
+        namespace_annotations: &NamespaceLookup,
         images: &Images,
     ) -> Reviewed {
         match &self.0 {
@@ -200,7 +205,7 @@ const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 /// message for the denial.
 pub fn answer<'r, T: Resource>(
     settings: &Settings,
-    namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
+    namespace_annotations: &NamespaceLookup,
     images: &Images,
     request: &'r AdmissionRequest<T>,
     read: impl Fn(Option<&'r T>, &str) -> Result<Cow<'r, Pod>, String>,
@@ -227,7 +232,14 @@ pub fn answer<'r, T: Resource>(
     let namespace = request.namespace.as_deref().unwrap_or_default();
     match kind {
         Review::Create => {
-            let annotations = namespace_annotations(namespace);
+            let Some(annotations) = namespace_annotations(namespace) else {
+                return refuse(
+                    response,
+                    format!(
+                        "namespace {namespace:?} is not in landgate's namespace cache yet, so its landgate.dev/* floors cannot be applied; the pod is refused rather than judged without them: retry in a few seconds"
+                    ),
+                );
+            };
             let context = PodContext {
                 namespace,
                 namespace_annotations: &annotations,
@@ -380,8 +392,23 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn no_annotations(_: &str) -> BTreeMap<String, String> {
-        BTreeMap::new()
+    fn no_annotations(_: &str) -> Option<BTreeMap<String, String>> {
+        Some(BTreeMap::new())
+    }
+
+    /// A namespace the cache does not know yet is refused, not judged
+    /// without its floors.
+    #[test]
+    fn a_pod_in_a_namespace_not_cached_yet_is_refused() {
+        let body = include_bytes!("../../../tests/fixtures/admission/pod-create.json");
+        let reviewed = review(&Settings::default(), &|_| None, body).unwrap();
+        assert!(!reviewed.response.allowed);
+        let message = &reviewed.response.result.message;
+        assert!(
+            message.contains("not in landgate's namespace cache"),
+            "{message}"
+        );
+        assert!(matches!(reviewed.outcome, Outcome::Refused(_)));
     }
 
     fn run(body: &Value) -> (Reviewed, Value) {

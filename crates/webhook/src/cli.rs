@@ -1,6 +1,7 @@
 //! Command line: `landgate-webhook serve` and `landgate-webhook preview`.
 //! Every flag is also a `LANDGATE_*` environment variable.
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::images::{ImageLookups, PullSecrets};
+use crate::namespaces::NamespaceCache;
 use crate::preview::{self, OutputFormat};
 use crate::server::{self, ConnectionLimits, ServerConfig};
 use crate::tls::{self, CertFiles};
@@ -57,6 +59,12 @@ pub struct ServeArgs {
     /// a sensitive grant.
     #[arg(long, env = "LANDGATE_PULL_SECRETS", help_heading = "Image resolution")]
     pub pull_secrets: bool,
+    /// Do not watch Namespaces: no namespace annotation sets anything (a
+    /// development webhook without a cluster). By default the webhook
+    /// watches Namespaces through the API server (in-cluster config or
+    /// KUBECONFIG) and is not ready until it has listed them.
+    #[arg(long, env = "LANDGATE_NO_NAMESPACE_WATCH", help_heading = "Mutation")]
+    pub no_namespace_watch: bool,
 }
 
 /// How images are looked up in their registries (`serve` and `preview`).
@@ -246,10 +254,26 @@ pub struct PreviewArgs {
     /// What to print.
     #[arg(short, long, env = "LANDGATE_PREVIEW_OUTPUT", value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+    /// The namespace layer to preview with, `KEY=VALUE` (comma-separated),
+    /// e.g. `landgate.dev/enforcement=required,landgate.dev/profile=strict`,
+    /// for every namespace; a Namespace object in the manifests sets its own.
+    #[arg(long, env = "LANDGATE_PREVIEW_NAMESPACE_ANNOTATIONS", value_delimiter = ',', value_parser = parse_annotation)]
+    pub namespace_annotations: Vec<(String, String)>,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]
     pub resolve: ResolveArgs,
+}
+
+fn parse_annotation(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?} is not KEY=VALUE (e.g. landgate.dev/enforcement=required)"
+        )),
+    }
 }
 
 /// Like [`parse_duration`], refusing zero: a zero deadline would close every
@@ -333,6 +357,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         settings,
         resolve,
         pull_secrets,
+        no_namespace_watch,
     } = args;
     init_logging(&log)?;
     tls::install_crypto_provider();
@@ -385,26 +410,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
-        let images = match resolver {
-            None => None,
-            Some(resolver) => {
-                let secrets = match pull_secrets {
-                    false => None,
-                    true => {
-                        let client = kube::Client::try_default().await.context(
-                            "--pull-secrets: connecting to the API server (in-cluster config or KUBECONFIG)",
-                        )?;
-                        Some(PullSecrets::new(client, resolve.resolve_timeout))
-                    }
-                };
-                Some(ImageLookups::new(resolver, secrets))
+        let client = match (no_namespace_watch, pull_secrets) {
+            (true, false) => None,
+            _ => Some(kube::Client::try_default().await.context(
+                "connecting to the API server (in-cluster config or KUBECONFIG) for the Namespace watch and --pull-secrets; --no-namespace-watch runs without a cluster",
+            )?),
+        };
+        let images = resolver.map(|resolver| {
+            let secrets = client
+                .clone()
+                .filter(|_| pull_secrets)
+                .map(|client| PullSecrets::new(client, resolve.resolve_timeout));
+            ImageLookups::new(resolver, secrets)
+        });
+        let namespaces = match (&client, no_namespace_watch) {
+            (Some(client), false) => {
+                let (cache, watch) = NamespaceCache::start(client.clone());
+                tokio::spawn(watch);
+                Some(cache)
             }
+            _ => None,
         };
         let mut server = server::BoundServer::bind(config, settings)
             .await
             .context("landgate-webhook serve")?;
         if let Some(images) = images {
             server = server.with_images(images);
+        }
+        if let Some(namespaces) = namespaces {
+            server = server.with_namespaces(namespaces);
         }
         server
             .serve(shutdown_signal())
@@ -436,9 +470,11 @@ fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
     let PreviewArgs {
         file,
         output,
+        namespace_annotations,
         settings,
         resolve,
     } = args;
+    let namespace_layer: BTreeMap<String, String> = namespace_annotations.into_iter().collect();
     let input = if file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -465,7 +501,7 @@ fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
         }
     };
     let items = manifest
-        .preview(&settings, &images)
+        .preview(&settings, &images, &|_| namespace_layer.clone())
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let mut rendered = preview::render(&items, output).map_err(|err| anyhow::anyhow!("{err}"))?;
     if !rendered.ends_with('\n') {

@@ -15,6 +15,7 @@ pub mod admission;
 pub mod cli;
 pub mod images;
 pub mod metrics;
+pub mod namespaces;
 pub mod preview;
 pub mod server;
 pub mod tls;

@@ -96,7 +96,7 @@ fn template_path(kind: &str) -> Option<&'static [&'static str]> {
 /// Parses `input` (YAML or JSON, possibly multi-document) and previews each
 /// object, without looking images up.
 pub fn preview(settings: &Settings, input: &str) -> Result<Vec<PreviewItem>, PreviewError> {
-    Manifest::parse(input)?.preview(settings, NO_IMAGES)
+    Manifest::parse(input)?.preview(settings, NO_IMAGES, &|_| BTreeMap::new())
 }
 
 /// Parsed manifests: the objects of every document, `kind: List` items
@@ -158,15 +158,41 @@ impl Manifest {
         images
     }
 
-    /// Previews each object, with what the registry said about `images`.
+    /// Previews each object, with what the registry said about `images`;
+    /// namespace annotations come from a Namespace in the same manifests,
+    /// else from `namespace_annotations` (the preview's
+    /// `--namespace-annotations`, or the server's namespace cache).
     pub fn preview(
         self,
         settings: &Settings,
         images: &Images,
+        namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
     ) -> Result<Vec<PreviewItem>, PreviewError> {
+        let in_file: BTreeMap<String, BTreeMap<String, String>> = self
+            .0
+            .iter()
+            .filter(|(_, o)| o.get("kind").and_then(|k| k.as_str()) == Some("Namespace"))
+            .filter_map(|(_, o)| {
+                let name = o.pointer("/metadata/name")?.as_str()?.to_owned();
+                let annotations = o
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.as_object())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some((name, annotations))
+            })
+            .collect();
+        let layer = |namespace: &str| match in_file.get(namespace) {
+            Some(annotations) => annotations.clone(),
+            None => namespace_annotations(namespace),
+        };
         self.0
             .into_iter()
-            .map(|(document, object)| preview_object(settings, images, document, object))
+            .map(|(document, object)| preview_object(settings, images, &layer, document, object))
             .collect()
     }
 }
@@ -216,6 +242,7 @@ fn describe(value: &serde_json::Value) -> String {
 fn preview_object(
     settings: &Settings,
     images: &Images,
+    namespace_annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
     document: usize,
     object: serde_json::Value,
 ) -> Result<PreviewItem, PreviewError> {
@@ -294,10 +321,10 @@ fn preview_object(
         }
     };
 
-    let no_annotations = BTreeMap::new();
+    let annotations = namespace_annotations(&namespace);
     let context = PodContext {
         namespace: &namespace,
-        namespace_annotations: &no_annotations,
+        namespace_annotations: &annotations,
         images,
     };
     let mutation =

@@ -112,7 +112,8 @@ fn compare_with_golden(images: &Images, dir: &Path) {
     assert!(files.len() >= 6, "fixtures missing: {files:?}");
     for file in files {
         let input = std::fs::read_to_string(&file).unwrap();
-        let result = preview::Manifest::parse(&input).and_then(|m| m.preview(&settings, images));
+        let result = preview::Manifest::parse(&input)
+            .and_then(|m| m.preview(&settings, images, &|_| Default::default()));
         let actual = serde_json::to_string_pretty(&golden_value(&result)).unwrap() + "\n";
         let stem = file.file_stem().unwrap().to_str().unwrap();
         let golden = dir.join(format!("{stem}.json"));

@@ -87,7 +87,7 @@ async fn a_pod_without_command_runs_its_image_entrypoint_in_the_sandbox() {
     };
     let digest = registry.push_image("shop/app", "1.0", &spec).await.unwrap();
     let ca = registry.ca_path();
-    let webhook = Webhook::binary(&["--registry-ca", ca.to_str().unwrap()]).await;
+    let webhook = Webhook::binary_resolving(&["--registry-ca", ca.to_str().unwrap()]).await;
 
     let image = format!("{}/shop/app:1.0", registry.host());
     let review = review_of(&image);
@@ -130,7 +130,7 @@ async fn a_registry_that_never_answers_costs_the_budget_and_names_the_cause() {
     let image = format!("{host}/shop/app:1.0");
 
     // Admitted unwrapped (the default), saying why, within the budget.
-    let webhook = Webhook::binary(&["--resolve-timeout", "500ms"]).await;
+    let webhook = Webhook::binary_resolving(&["--resolve-timeout", "500ms"]).await;
     let started = Instant::now();
     let (status, answer) = webhook.post("/mutate", review_of(&image)).await;
     let took = started.elapsed();
@@ -146,7 +146,7 @@ async fn a_registry_that_never_answers_costs_the_budget_and_names_the_cause() {
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
 
     // Refused under --unknown-entrypoint=reject, naming image and cause.
-    let strict = Webhook::binary(&[
+    let strict = Webhook::binary_resolving(&[
         "--resolve-timeout",
         "500ms",
         "--unknown-entrypoint",
@@ -164,7 +164,12 @@ async fn a_registry_that_never_answers_costs_the_budget_and_names_the_cause() {
 #[tokio::test]
 async fn resolve_timeout_must_fit_in_the_request_timeout() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
-        .args(["serve", "--dev-certs", "--dev-certs-dir"])
+        .args([
+            "serve",
+            "--no-namespace-watch",
+            "--dev-certs",
+            "--dev-certs-dir",
+        ])
         .arg(tempfile::tempdir().unwrap().path())
         .args(["--resolve-timeout", "5s", "--request-timeout", "3s"])
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])

@@ -266,6 +266,7 @@ fn an_unreadable_certificate_stops_the_start_with_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
         .arg("serve")
+        .arg("--no-namespace-watch")
         .args(["--listen", "127.0.0.1:0"])
         .args(["--admin-listen", "127.0.0.1:0"])
         .arg("--tls-cert")
@@ -280,4 +281,39 @@ fn an_unreadable_certificate_stops_the_start_with_a_failure() {
         stderr.contains("--tls-cert") && stderr.contains("tls.crt"),
         "{stderr}"
     );
+}
+
+/// With the Namespace watch on, the webhook is not ready until the watch has
+/// listed the Namespaces: against an API server that accepts connections
+/// and never answers, /readyz stays 503 while /healthz is 200.
+#[tokio::test]
+async fn not_ready_until_the_namespace_cache_has_synced() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let apiserver = silent.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{apiserver}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let webhook =
+        Webhook::spawn(&["--no-resolve"], &[("KUBECONFIG", kubeconfig.as_os_str())]).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let (health, _) = webhook
+            .admin_get("/healthz")
+            .await
+            .expect("/healthz answers");
+        assert_eq!(health, 200);
+        let (ready, body) = webhook.admin_get("/readyz").await.expect("/readyz answers");
+        assert_eq!(
+            ready, 503,
+            "ready before the namespace cache synced: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(silent);
 }

@@ -119,18 +119,6 @@ impl WebhookProcess {
         pki: &WebhookPki,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::start_with_env(cluster, name, pki, extra_args, &[]).await
-    }
-
-    /// [`WebhookProcess::start`], with `env` added to the webhook's
-    /// environment (KUBECONFIG for --pull-secrets).
-    pub async fn start_with_env(
-        cluster: &ControlPlane,
-        name: &str,
-        pki: &WebhookPki,
-        extra_args: &[&str],
-        env: &[(&str, &std::ffi::OsStr)],
-    ) -> anyhow::Result<Self> {
         let binary = webhook_binary().await?;
         let port = free_port()?;
         let admin_port = free_port()?;
@@ -153,7 +141,9 @@ impl WebhookProcess {
             .arg("--log-format")
             .arg("json")
             .args(extra_args)
-            .envs(env.iter().copied())
+            // The cluster's: the webhook watches its Namespaces (and reads
+            // pull secrets with --pull-secrets).
+            .env("KUBECONFIG", &cluster.kubeconfig)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

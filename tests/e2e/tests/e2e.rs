@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use landgate_e2e::appender::{APPENDED, Appender, appended_command};
 use landgate_e2e::cluster::ControlPlane;
@@ -363,9 +363,114 @@ fn opted_out_pod_is_stored_unchanged() {
                 .into_iter()
                 .collect(),
         );
+        // Refused until the namespace allows opting out.
+        let refusal = refusal_of(api.create(&DRY_RUN, &pod).await)?;
+        ensure!(
+            refusal.contains("landgate.dev/allow-opt-out"),
+            "the refusal does not name the namespace annotation: {refusal}"
+        );
+        // Allowed once it does, without restarting the webhook.
+        annotate_namespace(
+            &env.client,
+            &namespace,
+            json!({"landgate.dev/allow-opt-out": "true"}),
+        )
+        .await?;
+        wait_until("the webhook to see landgate.dev/allow-opt-out", || async {
+            Ok(api.create(&DRY_RUN, &pod).await.ok().map(|_| ()))
+        })
+        .await?;
         create(&api, &pod).await?;
         check_untouched(&pod, &api.get("opted-out").await?)
     });
+}
+
+#[test]
+fn namespace_annotations_are_floors_a_pod_cannot_lower() {
+    run(|env| async move {
+        let namespace = env.namespace("e2e-floors", &[INJECT_LABEL]).await?;
+        let api = env.pods(&namespace);
+        let mut pod = pods::simple_pod("best-effort");
+        pod.metadata.annotations = Some(
+            [(
+                "landgate.dev/enforcement".to_owned(),
+                "best-effort".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        // Before the namespace says anything, the pod's choice stands.
+        create(&api, &pod).await?;
+        // The namespace now demands `required`: the next such pod is refused,
+        // naming both annotations (seen without restarting the webhook).
+        annotate_namespace(
+            &env.client,
+            &namespace,
+            json!({"landgate.dev/enforcement": "required"}),
+        )
+        .await?;
+        pod.metadata.name = Some("lowered".into());
+        let refusal = landgate_e2e::eventually(
+            "the webhook to see the namespace's landgate.dev/enforcement",
+            Duration::from_secs(20),
+            || async {
+                Ok(match api.create(&DRY_RUN, &pod).await {
+                    Ok(_) => None,
+                    Err(err) => Some(refusal_of(Err(err))?),
+                })
+            },
+        )
+        .await?;
+        ensure!(
+            refusal.contains("landgate.dev/enforcement") && refusal.contains("required"),
+            "the refusal does not name the annotations and the value that wins: {refusal}"
+        );
+        ensure!(
+            api.get_opt("lowered").await?.is_none(),
+            "refused pod stored"
+        );
+        // Raising is allowed.
+        let mut raised = pods::simple_pod("raised");
+        raised.metadata.annotations = Some(
+            [("landgate.dev/profile".to_owned(), "strict".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        let stored = create(&api, &raised).await?;
+        check_wrapped(&raised, &stored)
+    });
+}
+
+/// A dry-run create: admission runs, nothing is stored.
+const DRY_RUN: PostParams = PostParams {
+    dry_run: true,
+    field_manager: None,
+};
+
+/// Merges `annotations` into namespace `name`'s.
+async fn annotate_namespace(
+    client: &kube::Client,
+    name: &str,
+    annotations: serde_json::Value,
+) -> anyhow::Result<()> {
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
+        )
+        .await
+        .with_context(|| format!("annotating namespace {name}"))?;
+    Ok(())
+}
+
+/// The API server's message for a create the webhook refused.
+fn refusal_of(result: Result<Pod, kube::Error>) -> anyhow::Result<String> {
+    match result {
+        Ok(_) => bail!("the pod was admitted"),
+        Err(kube::Error::Api(status)) => Ok(status.message),
+        Err(err) => Err(err).context("creating the pod"),
+    }
 }
 
 #[test]
@@ -1084,12 +1189,11 @@ fn images_without_command_are_resolved_with_pull_secrets_and_pinned() {
         // secrets read through the API server, for this namespace only.
         let namespace = env.namespace("e2e-resolve", &[LABEL]).await?;
         let ca = registry.ca_path();
-        let mut instance = WebhookProcess::start_with_env(
+        let mut instance = WebhookProcess::start(
             &env.cluster,
             NAME,
             &env.pki,
             &["--registry-ca", &ca.to_string_lossy(), "--pull-secrets"],
-            &[("KUBECONFIG", env.cluster.kubeconfig.as_os_str())],
         )
         .await?;
         let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());

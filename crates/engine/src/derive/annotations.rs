@@ -8,6 +8,13 @@
 //! 3. namespace annotation with the same (pod-wide) key;
 //! 4. the webhook's flags ([`Settings`]).
 //!
+//! Namespace annotations are floors as well as defaults: a pod annotation
+//! may tighten what its namespace sets, never loosen it, and the namespace
+//! decides whether its pods may name paths or opt out. Precedence only
+//! picks among values that passed those floors: a pod that would loosen
+//! one is refused, never clamped, so what a pod asks for is what it gets.
+//! Flags are defaults only.
+//!
 //! Every `landgate.dev/*` annotation is validated whether or not it ends up
 //! used: a typo in a security setting must never silently widen what a
 //! process may do.
@@ -31,6 +38,12 @@ pub const ENFORCEMENT: &str = "landgate.dev/enforcement";
 /// `"allow"` lets a container use io_uring although its TCP is restricted
 /// (the launcher's `allow_io_uring`; it gives up TCP enforcement).
 pub const IO_URING: &str = "landgate.dev/io-uring";
+/// Namespace-only: `"false"` refuses writable and readable paths from pod
+/// annotations.
+pub const ALLOW_POD_PATHS: &str = "landgate.dev/allow-pod-paths";
+/// Namespace-only: `"true"` lets a pod opt out with `landgate.dev/inject:
+/// "false"`; without it a pod's opt-out is refused.
+pub const ALLOW_OPT_OUT: &str = "landgate.dev/allow-opt-out";
 /// Written by the webhook (see `mutate`); never read as a setting.
 pub const STATUS: &str = "landgate.dev/status";
 
@@ -44,6 +57,8 @@ pub enum Key {
     ConnectPorts,
     Enforcement,
     IoUring,
+    AllowPodPaths,
+    AllowOptOut,
 }
 
 impl Key {
@@ -55,6 +70,8 @@ impl Key {
         Key::ConnectPorts,
         Key::Enforcement,
         Key::IoUring,
+        Key::AllowPodPaths,
+        Key::AllowOptOut,
     ];
 
     /// The full annotation key (without a container suffix).
@@ -67,6 +84,8 @@ impl Key {
             Key::ConnectPorts => CONNECT_PORTS,
             Key::Enforcement => ENFORCEMENT,
             Key::IoUring => IO_URING,
+            Key::AllowPodPaths => ALLOW_POD_PATHS,
+            Key::AllowOptOut => ALLOW_OPT_OUT,
         }
     }
 
@@ -80,12 +99,39 @@ impl Key {
     fn per_container(self) -> bool {
         self != Key::Inject
     }
+
+    /// What the pods of a namespace may do: a pod cannot grant it to itself.
+    fn namespace_only(self) -> bool {
+        matches!(self, Key::AllowPodPaths | Key::AllowOptOut)
+    }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How far `profile` confines a container, least first: ports-only <
+/// baseline < strict. A pod may only choose a profile at least as confining
+/// as its namespace's. The one place that orders profiles.
+fn confinement(profile: Profile) -> u8 {
+    match profile {
+        Profile::PortsOnly => 0,
+        Profile::Baseline => 1,
+        Profile::Strict => 2,
+    }
+}
+
+/// The profiles from `floor` on, least confining first.
+fn profiles_from(floor: Profile) -> Vec<Profile> {
+    let mut profiles: Vec<Profile> = Profile::VALUES
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| confinement(*p) >= confinement(floor))
+        .collect();
+    profiles.sort_by_key(|p| confinement(*p));
+    profiles
 }
 
 /// Where a resolved setting came from; error messages and warnings name it so
@@ -146,6 +192,62 @@ pub enum AnnotationError {
         key: Key,
         where_: String,
     },
+    #[error(
+        "{origin} = {value:?} is refused: {key} is namespace-only, it says what the pods of a namespace may do, and a pod cannot grant it to itself; remove it from the pod (the namespace's owner sets it on the namespace)"
+    )]
+    NamespaceOnly {
+        origin: Origin,
+        key: Key,
+        value: String,
+    },
+    /// Boxed: two origins and their values would make every `Result` of
+    /// this type large.
+    #[error(transparent)]
+    Floor(Box<FloorError>),
+}
+
+/// A pod annotation that would loosen what its namespace sets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FloorError {
+    #[error(
+        "{pod} = {pod_value:?} {loosens} {namespace} = {namespace_value:?}; {rule}, so {namespace_value:?} wins. {fix}"
+    )]
+    Loosened {
+        pod: Origin,
+        pod_value: String,
+        namespace: Origin,
+        namespace_value: String,
+        /// How it loosens it: "lowers", "is less confining than", ….
+        loosens: String,
+        rule: String,
+        fix: String,
+    },
+    #[error(
+        "{pod} = {pod_value:?} is refused: {namespace} = \"false\" keeps paths out of pod annotations, so {wins} applies. Remove the pod annotation; the namespace's owner can set {key} on the namespace instead"
+    )]
+    PodPaths {
+        pod: Origin,
+        pod_value: String,
+        namespace: Origin,
+        key: Key,
+        /// The namespace's own paths, or none.
+        wins: String,
+    },
+    #[error(
+        "{pod} = \"false\" opts the pod out of landgate, but namespace {namespace} does not allow opt-outs ({forbids}; only \"true\" allows them), so the pod is refused rather than admitted unwrapped. Remove the pod annotation to have the pod sandboxed, or have the namespace's owner annotate namespace {namespace} with {ALLOW_OPT_OUT}: \"true\""
+    )]
+    OptOut {
+        pod: Origin,
+        namespace: String,
+        /// The namespace annotation that forbids it, absent or `"false"`.
+        forbids: String,
+    },
+}
+
+impl From<FloorError> for AnnotationError {
+    fn from(error: FloorError) -> Self {
+        AnnotationError::Floor(Box::new(error))
+    }
 }
 
 /// A validated annotation value.
@@ -157,6 +259,27 @@ enum Setting {
     Ports(PortSet),
     Enforcement(Enforcement),
     IoUring(bool),
+    /// `allow-pod-paths` and `allow-opt-out`.
+    Allow(bool),
+}
+
+/// The value as landgate read it (lists normalised), for messages.
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+            let items: Vec<String> = items.iter().map(T::to_string).collect();
+            f.write_str(&items.join(","))
+        }
+        match self {
+            Setting::Inject(inject) | Setting::Allow(inject) => inject.fmt(f),
+            Setting::Profile(profile) => profile.fmt(f),
+            Setting::Paths(paths) => list(f, paths),
+            Setting::Ports(ports) => list(f, ports.as_slice()),
+            Setting::Enforcement(enforcement) => f.write_str(enforcement.as_str()),
+            Setting::IoUring(true) => f.write_str("allow"),
+            Setting::IoUring(false) => f.write_str("deny"),
+        }
+    }
 }
 
 /// The validated landgate annotations of a pod and its namespace.
@@ -212,6 +335,13 @@ impl Annotations {
             let Some(key) = Key::from_suffix(name) else {
                 return Err(unknown_key(origin, " from the pod"));
             };
+            if key.namespace_only() {
+                return Err(AnnotationError::NamespaceOnly {
+                    origin,
+                    key,
+                    value: value.clone(),
+                });
+            }
             if let Some(container) = container {
                 if !key.per_container() {
                     return Err(AnnotationError::NotPerContainer {
@@ -263,7 +393,79 @@ impl Annotations {
             let setting = parse_value(key, value, &origin, &place)?;
             parsed.namespace.insert(key, (setting, origin));
         }
+        parsed.check_floors(namespace)?;
         Ok(parsed)
+    }
+
+    /// Refuses every pod annotation that would loosen what the namespace
+    /// sets, whether or not it ends up used: one outranked by a
+    /// per-container key still says what its author meant to allow.
+    fn check_floors(&self, namespace: &str) -> Result<(), AnnotationError> {
+        for ((key, _), (value, origin)) in &self.pod {
+            match key {
+                Key::Inject => self.check_opt_out(value, origin, namespace)?,
+                Key::WritablePaths | Key::ReadablePaths => {
+                    self.check_pod_paths(*key, value, origin)?
+                }
+                _ => {}
+            }
+            if let Some((floor, floor_origin)) = self.namespace.get(key) {
+                check_floor(value, origin, floor, floor_origin)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A pod opts out only where its namespace allows it, or opts out
+    /// itself (the pod's `"false"` then changes nothing).
+    fn check_opt_out(
+        &self,
+        value: &Setting,
+        origin: &Origin,
+        namespace: &str,
+    ) -> Result<(), AnnotationError> {
+        let allow = self.namespace.get(&Key::AllowOptOut);
+        let allowed = matches!(allow, Some((Setting::Allow(true), _)));
+        let namespace_opts_out = matches!(
+            self.namespace.get(&Key::Inject),
+            Some((Setting::Inject(false), _))
+        );
+        if *value != Setting::Inject(false) || allowed || namespace_opts_out {
+            return Ok(());
+        }
+        let forbids = match allow {
+            Some((value, allow)) => format!("{allow} = \"{value}\""),
+            None => format!("annotation {ALLOW_OPT_OUT} is absent from namespace {namespace}"),
+        };
+        Err(FloorError::OptOut {
+            pod: origin.clone(),
+            namespace: namespace.to_owned(),
+            forbids,
+        }
+        .into())
+    }
+
+    fn check_pod_paths(
+        &self,
+        key: Key,
+        value: &Setting,
+        origin: &Origin,
+    ) -> Result<(), AnnotationError> {
+        let Some((Setting::Allow(false), allow)) = self.namespace.get(&Key::AllowPodPaths) else {
+            return Ok(());
+        };
+        let wins = match self.namespace.get(&key) {
+            Some((paths, own)) => format!("the namespace's {own} = \"{paths}\""),
+            None => format!("no {key} (the namespace sets none)"),
+        };
+        Err(FloorError::PodPaths {
+            pod: origin.clone(),
+            pod_value: value.to_string(),
+            namespace: allow.clone(),
+            key,
+            wins,
+        }
+        .into())
     }
 
     fn lookup(&self, key: Key, container: Option<&str>) -> Option<&(Setting, Origin)> {
@@ -274,7 +476,8 @@ impl Annotations {
     }
 
     /// `Some(origin)` when the pod (or its namespace) opts out with
-    /// `landgate.dev/inject: "false"`.
+    /// `landgate.dev/inject: "false"`. A pod's opt-out that its namespace
+    /// does not allow never gets here: [`Annotations::parse`] refuses it.
     pub fn opt_out(&self) -> Option<&Origin> {
         match self.lookup(Key::Inject, None) {
             Some((Setting::Inject(false), origin)) => Some(origin),
@@ -320,6 +523,75 @@ impl Annotations {
     }
 }
 
+/// A pod value `value` against the namespace's `floor` for the same key:
+/// refused if it is less confining.
+fn check_floor(
+    value: &Setting,
+    origin: &Origin,
+    floor: &Setting,
+    floor_origin: &Origin,
+) -> Result<(), AnnotationError> {
+    const ENFORCEMENT_RULE: &str = "a namespace's enforcement is a floor that a pod may raise but not lower (best-effort < required)";
+    const PORTS_RULE: &str = "a namespace's connect ports are a ceiling that a pod may narrow but not widen (a pod lists a subset of them; \"\" allows none)";
+    const IO_URING_RULE: &str =
+        "a namespace's io-uring is a floor that a pod may tighten but not loosen (allow < deny)";
+    let names = |profiles: Vec<Profile>| -> Vec<&str> {
+        profiles.into_iter().map(Profile::as_str).collect()
+    };
+    let (loosens, rule, fix) = match (value, floor) {
+        (Setting::Enforcement(pod), Setting::Enforcement(namespace))
+            if (*pod, *namespace) == (Enforcement::BestEffort, Enforcement::Required) =>
+        {
+            (
+                "lowers".to_owned(),
+                ENFORCEMENT_RULE.to_owned(),
+                "Remove the pod annotation or set it to \"required\"".to_owned(),
+            )
+        }
+        (Setting::Profile(pod), Setting::Profile(namespace))
+            if confinement(*pod) < confinement(*namespace) =>
+        {
+            let order = names(profiles_from(Profile::PortsOnly)).join(" < ");
+            (
+                "is less confining than".to_owned(),
+                format!(
+                    "a namespace's profile is a floor that a pod may tighten but not loosen ({order})"
+                ),
+                format!(
+                    "Remove the pod annotation or choose {}",
+                    names(profiles_from(*namespace)).join(" or ")
+                ),
+            )
+        }
+        (Setting::Ports(pod), Setting::Ports(namespace)) => {
+            let Some(port) = pod.iter().find(|p| !namespace.contains(*p)) else {
+                return Ok(());
+            };
+            (
+                format!("allows port {port}, which is not in"),
+                PORTS_RULE.to_owned(),
+                "Remove the pod annotation or list only ports the namespace allows".to_owned(),
+            )
+        }
+        (Setting::IoUring(true), Setting::IoUring(false)) => (
+            "loosens".to_owned(),
+            IO_URING_RULE.to_owned(),
+            "Remove the pod annotation or set it to \"deny\"".to_owned(),
+        ),
+        _ => return Ok(()),
+    };
+    Err(FloorError::Loosened {
+        pod: origin.clone(),
+        pod_value: value.to_string(),
+        namespace: floor_origin.clone(),
+        namespace_value: floor.to_string(),
+        loosens,
+        rule,
+        fix,
+    }
+    .into())
+}
+
 fn unknown_key(origin: Origin, where_: &str) -> AnnotationError {
     AnnotationError::UnknownKey {
         origin,
@@ -353,6 +625,11 @@ fn parse_value(
             )),
         },
         Key::Profile => value.trim().parse().map(Setting::Profile).map_err(invalid),
+        Key::AllowPodPaths | Key::AllowOptOut => match value.trim() {
+            "true" => Ok(Setting::Allow(true)),
+            "false" => Ok(Setting::Allow(false)),
+            _ => Err(invalid("expected \"true\" or \"false\"".to_owned())),
+        },
         Key::IoUring => match value.trim() {
             "allow" => Ok(Setting::IoUring(true)),
             "deny" => Ok(Setting::IoUring(false)),
@@ -500,12 +777,15 @@ mod tests {
 
     #[test]
     fn opt_out() {
+        let allowed = [(ALLOW_OPT_OUT, "true")];
         assert!(
-            parse(&[(INJECT, "false")], &[])
+            parse(&[(INJECT, "false")], &allowed)
                 .unwrap()
                 .opt_out()
                 .is_some()
         );
+        // Refused without the namespace's leave (tests/floors.rs).
+        assert!(parse(&[(INJECT, "false")], &[]).is_err());
         assert!(parse(&[(INJECT, "true")], &[]).unwrap().opt_out().is_none());
         assert!(
             parse(&[], &[(INJECT, "false")])
@@ -519,6 +799,16 @@ mod tests {
                 .opt_out()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn profiles_by_confinement() {
+        let order: Vec<&str> = profiles_from(Profile::PortsOnly)
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(order, ["ports-only", "baseline", "strict"]);
+        assert_eq!(profiles_from(Profile::Strict), [Profile::Strict]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Every rule about what a container may do. Pure.
 //!
 //! [`Annotations`] validates a pod's and its namespace's `landgate.dev/*`
-//! annotations and resolves them, once per container, into
+//! annotations, refuses a pod's that would loosen its namespace's floors,
+//! and resolves them, once per container, into
 //! [`ContainerSettings`]; [`derive_policy`] turns those settings, the
 //! container and the pod's volumes into its
 //! [`Policy`](landgate_policy::Policy) and the warnings it costs.
@@ -17,8 +18,9 @@ mod policy;
 mod ports;
 
 pub use annotations::{
-    ANNOTATION_PREFIX, AnnotationError, Annotations, CONNECT_PORTS, ContainerSettings, ENFORCEMENT,
-    INJECT, IO_URING, Key, Origin, PROFILE, READABLE_PATHS, STATUS, WRITABLE_PATHS,
+    ALLOW_OPT_OUT, ALLOW_POD_PATHS, ANNOTATION_PREFIX, AnnotationError, Annotations, CONNECT_PORTS,
+    ContainerSettings, ENFORCEMENT, FloorError, INJECT, IO_URING, Key, Origin, PROFILE,
+    READABLE_PATHS, STATUS, WRITABLE_PATHS,
 };
 pub use mounts::mounts_writable;
 pub use path_dirs::{PathDirs, path_dirs};

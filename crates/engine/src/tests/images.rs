@@ -140,8 +140,71 @@ fn cmd_only_image_runs_cmd_through_the_launcher() {
     };
     let r = run(&resolved(only_cmd), &pod(json!({}), json!({})));
     let c = app(&r);
-    assert_eq!(c["command"], exec(&[]));
-    assert_eq!(c["args"], json!(["java", "-jar", "/app.jar"]));
+    // Whole in `command`: `exec --` alone would read back as no command.
+    assert_eq!(c["command"], exec(&["java", "-jar", "/app.jar"]));
+    assert_eq!(c.get("args"), None);
+}
+
+/// Review finding: a Cmd-only image (alpine, python, golang…) was wrapped
+/// as `exec --` + args, which a second pass (any later mutating webhook
+/// triggers one) refused as tampered.
+#[test]
+fn cmd_only_and_args_only_pods_survive_reinvocation() {
+    let only_cmd = ImageConfig {
+        entrypoint: Vec::new(),
+        ..config()
+    };
+    for container in [json!({}), json!({"args": ["/app/run", "x"]})] {
+        let p = pod(container.clone(), json!({}));
+        let first = run(&resolved(only_cmd.clone()), &p);
+        assert_eq!(first.outcome, Outcome::Wrapped);
+        if container.get("args").is_some() {
+            assert_eq!(app(&first)["command"], exec(&["/app/run", "x"]));
+            assert_eq!(app(&first).get("args"), None);
+        }
+        let pinned = format!("{IMAGE}@{DIGEST}");
+        let again = BTreeMap::from([(pinned, ImageLookup::Resolved(Arc::new(only_cmd.clone())))]);
+        for images in [&again, NO_IMAGES] {
+            let second = run(images, &first.pod);
+            assert_eq!(second.outcome, Outcome::AlreadyWrapped, "{container}");
+        }
+    }
+}
+
+/// Review finding: the kubelet expands `$(VAR)` and `$$` in the spec's
+/// command and args, never in the image's: values copied from the image
+/// are written escaped, so what runs is what the image says.
+#[test]
+fn image_values_are_not_expanded_by_the_kubelet() {
+    let dollars = ImageConfig {
+        entrypoint: vec!["/bin/sh".into(), "-c".into()],
+        cmd: vec!["echo $$; exec /app/$(MODE)".into()],
+        ..config()
+    };
+    let r = run(&resolved(dollars), &pod(json!({}), json!({})));
+    let c = app(&r);
+    assert_eq!(c["command"], exec(&["/bin/sh", "-c"]));
+    assert_eq!(c["args"], json!(["echo $$$$; exec /app/$$(MODE)"]));
+    // The pod's own args stay the pod's: the kubelet expands those.
+    let r = run(
+        &resolved(ImageConfig {
+            entrypoint: Vec::new(),
+            ..config()
+        }),
+        &pod(json!({"args": ["$(MODE)"]}), json!({})),
+    );
+    assert_eq!(app(&r)["command"], exec(&["$(MODE)"]));
+}
+
+/// containerd runs `ENTRYPOINT [""]` as no Entrypoint.
+#[test]
+fn an_empty_string_entrypoint_is_no_entrypoint() {
+    let blank = ImageConfig {
+        entrypoint: vec![String::new()],
+        ..config()
+    };
+    let r = run(&resolved(blank), &pod(json!({}), json!({})));
+    assert_eq!(app(&r)["command"], exec(&["java", "-jar", "/app.jar"]));
 }
 
 #[test]

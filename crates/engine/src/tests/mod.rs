@@ -2,6 +2,7 @@
 //! beside them.
 
 mod escapes;
+mod floors;
 mod images;
 mod mutate;
 

@@ -8,7 +8,7 @@ use landgate_policy::{POLICY_ENV, Policy, PortSet};
 use serde_json::{Value, json};
 
 use super::Run;
-use crate::derive::{self, CONNECT_PORTS, ENFORCEMENT, INJECT, PROFILE};
+use crate::derive::{self, ALLOW_OPT_OUT, CONNECT_PORTS, ENFORCEMENT, INJECT, PROFILE};
 use crate::mutate::*;
 use crate::read::Pass;
 use crate::settings::{Settings, UnknownEntrypoint};
@@ -448,7 +448,7 @@ fn unknown_entrypoint_refused_when_asked() {
     let err = refuse_with(&settings, &BTreeMap::new(), &pod(args_only_pod()));
     assert_eq!(
         err,
-        "pod shop/web: container \"istio-proxy\" (spec.containers[1].command) sets only `args`, no `command`, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because the webhook runs with --unknown-entrypoint=reject. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\""
+        "pod shop/web: container \"istio-proxy\" (spec.containers[1].command) sets only `args`, no `command`, so its image entrypoint is unknown at admission and landgate cannot wrap it; refused because the webhook runs with --unknown-entrypoint=reject. Set `command:` to the image's entrypoint (`docker inspect` shows it), or opt the pod out with landgate.dev/inject: \"false\" where its namespace allows it (landgate.dev/allow-opt-out: \"true\")"
     );
     let mut v = args_only_pod();
     v["metadata"]["annotations"] = json!({"landgate.dev/enforcement.web": "required"});
@@ -500,7 +500,8 @@ fn skips_excluded_namespaces_mirror_and_windows_pods() {
 fn opt_out() {
     let mut v = web_pod();
     v["metadata"]["annotations"] = json!({INJECT: "false"});
-    let m = run(&pod(v.clone()));
+    let allowed = BTreeMap::from([(ALLOW_OPT_OUT.to_owned(), "true".to_owned())]);
+    let m = run_with(&Settings::default(), &allowed, &pod(v.clone()));
     let Outcome::Skipped(reason) = &m.outcome else {
         panic!()
     };
@@ -514,15 +515,22 @@ fn opt_out() {
     );
     assert!(m.warnings.is_empty());
 
-    let ns = BTreeMap::from([(ENFORCEMENT.to_owned(), "required".to_owned())]);
+    let mut ns = allowed.clone();
+    ns.insert(ENFORCEMENT.to_owned(), "required".to_owned());
     let err = refuse_with(&Settings::default(), &ns, &pod(v.clone()));
     assert!(
         err.starts_with("pod shop/web: it opts out of landgate"),
         "{err}"
     );
-    // The pod's own annotation outranks the namespace's.
+    // The pod's own annotation outranks a flag (a namespace's `required` is
+    // a floor: tests/floors.rs).
+    let required = Settings {
+        default_enforcement: landgate_policy::Enforcement::Required,
+        ..Settings::default()
+    };
+    refuse_with(&required, &allowed, &pod(v.clone()));
     v["metadata"]["annotations"][ENFORCEMENT] = json!("best-effort");
-    run_with(&Settings::default(), &ns, &pod(v));
+    run_with(&required, &allowed, &pod(v));
 }
 
 #[test]

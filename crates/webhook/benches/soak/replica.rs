@@ -25,6 +25,8 @@ impl Replica {
         let log = unique(log);
         let mut child = Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
             .arg("serve")
+            // No cluster, and the fixtures' images are never looked up.
+            .args(["--no-namespace-watch", "--no-resolve"])
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(dir.join("tls.crt"))

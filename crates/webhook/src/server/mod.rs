@@ -28,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::images::ImageLookups;
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
 use crate::tls::{self, CertFiles, ReloadingCertResolver, TlsError};
 use landgate_engine::settings::Settings;
 
@@ -114,6 +115,8 @@ pub struct BoundServer {
     request_timeout: Duration,
     shutdown_grace: Duration,
     limits: ConnectionLimits,
+    /// Readiness waits for its first sync.
+    namespaces: Option<NamespaceCache>,
 }
 
 impl BoundServer {
@@ -155,7 +158,16 @@ impl BoundServer {
             request_timeout,
             shutdown_grace,
             limits,
+            namespaces: None,
         })
+    }
+
+    /// Reads namespace annotations from `cache`, whose watch must already
+    /// be running; the webhook is not ready until it has synced.
+    pub fn with_namespaces(mut self, cache: NamespaceCache) -> Self {
+        self.state.namespace_annotations = cache.lookup();
+        self.namespaces = Some(cache);
+        self
     }
 
     /// Looks up the images of the pods it admits (and previews).
@@ -192,6 +204,7 @@ impl BoundServer {
             request_timeout,
             shutdown_grace,
             limits,
+            namespaces,
         } = self;
         let readiness = Readiness::default();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -229,7 +242,23 @@ impl BoundServer {
             request_timeout,
             metrics,
         });
-        readiness.set(true);
+        match namespaces {
+            None => readiness.set(true),
+            Some(cache) => {
+                // Reviews are answered meanwhile (a namespace not cached yet
+                // is refused), but endpoints send none before the sync.
+                let readiness = readiness.clone();
+                let stopping = stop_rx.clone();
+                tokio::spawn(async move {
+                    cache.synced().await;
+                    // Not after shutdown has begun: that readiness is final.
+                    if !*stopping.borrow() {
+                        tracing::info!("namespace cache synced: ready");
+                        readiness.set(true);
+                    }
+                });
+            }
+        }
         admission_connections
             .accept_until_stopped(listener, stop_rx, shutdown_grace)
             .await;

@@ -24,8 +24,9 @@ use crate::metrics::{self, Metrics};
 use crate::preview::{self, OutputFormat, PreviewError};
 use landgate_engine::settings::Settings;
 
-/// Namespace annotations by namespace name: the middle settings layer.
-pub type NamespaceAnnotations = Arc<dyn Fn(&str) -> BTreeMap<String, String> + Send + Sync>;
+/// Namespace annotations by namespace name: the middle settings layer
+/// (`None`: a namespace the cache does not know).
+pub type NamespaceAnnotations = Arc<admission::NamespaceLookup>;
 
 /// What the admission handlers share.
 #[derive(Clone)]
@@ -43,7 +44,9 @@ impl AppState {
         Self {
             settings: Arc::new(settings),
             metrics,
-            namespace_annotations: Arc::new(|_| BTreeMap::new()),
+            // Without the Namespace watch (tests, benches): no namespace
+            // sets anything.
+            namespace_annotations: Arc::new(|_| Some(BTreeMap::new())),
             max_body_bytes,
             images: None,
         }
@@ -226,7 +229,11 @@ async fn preview_handler(
                 Some(images) => images.of(&manifest.images()).await,
                 None => Default::default(),
             };
-            manifest.preview(&state.settings, &images)
+            // What the namespace cache knows; a Namespace in the body wins.
+            let lookup = state.namespace_annotations.clone();
+            manifest.preview(&state.settings, &images, &|namespace| {
+                lookup(namespace).unwrap_or_default()
+            })
         }
         Err(err) => Err(err),
     };

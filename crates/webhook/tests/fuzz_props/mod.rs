@@ -54,16 +54,18 @@ fn json<T: Serialize>(value: &T) -> Value {
 
 /// Namespace annotations for fuzzed reviews: a few namespaces carry the
 /// middle layer of the settings precedence, so that a review's namespace
-/// changes what the engine decides.
-pub fn namespace_annotations(namespace: &str) -> BTreeMap<String, String> {
+/// changes what the engine decides; namespace "unknown" is not in the
+/// cache.
+pub fn namespace_annotations(namespace: &str) -> Option<BTreeMap<String, String>> {
     let (key, value) = match namespace {
         "strict" => (derive::PROFILE, "strict"),
         "required" => (derive::ENFORCEMENT, "required"),
         "opted-out" => (derive::INJECT, "false"),
         "typo" => ("landgate.dev/profil", "strict"),
-        _ => return BTreeMap::new(),
+        "unknown" => return None,
+        _ => return Some(BTreeMap::new()),
     };
-    BTreeMap::from([(key.to_owned(), value.to_owned())])
+    Some(BTreeMap::from([(key.to_owned(), value.to_owned())]))
 }
 
 /// Raw bytes as the API server's request body: no panic; an answer is a v1

@@ -106,8 +106,27 @@ impl Webhook {
     }
 
     /// Starts `landgate-webhook serve` with JSON logs and `extra` flags, and
-    /// waits until it is ready.
+    /// waits until it is ready. Without a cluster (no Namespace watch) and
+    /// without looking images up: the fixtures name Docker Hub, which tests
+    /// never reach.
     pub async fn binary(extra: &[&str]) -> Self {
+        let mut flags = vec!["--no-resolve"];
+        flags.extend_from_slice(extra);
+        Self::binary_resolving(&flags).await
+    }
+
+    /// [`Webhook::binary`], looking images up (point it at a test registry).
+    pub async fn binary_resolving(extra: &[&str]) -> Self {
+        let mut flags = vec!["--no-namespace-watch"];
+        flags.extend_from_slice(extra);
+        let mut webhook = Self::spawn(&flags, &[]).await;
+        webhook.wait_ready().await;
+        webhook
+    }
+
+    /// Starts `landgate-webhook serve` with `flags` and `env`, once it has
+    /// bound its listeners: ready or not.
+    pub async fn spawn(flags: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let (dir, ca, cert_files) = certificates();
         let log = dir.path().join("webhook.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))
@@ -119,21 +138,20 @@ impl Webhook {
             .arg("--tls-key")
             .arg(&cert_files.key)
             .args(["--log-format", "json"])
-            .args(extra)
+            .args(flags)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("landgate-webhook starts");
         let bound = bound_addresses(&mut child, &log).await;
-        let mut webhook = Self {
+        Self {
             addr: bound.0,
             admin: bound.1,
             dir,
             ca,
             running: Running::Binary { child, log },
-        };
-        webhook.wait_ready().await;
-        webhook
+        }
     }
 
     async fn wait_ready(&mut self) {
