@@ -9,13 +9,15 @@
 //! - [`credentials`]: Docker `config.json` and image pull Secrets.
 //! - `resolver`: one call's budget, single-flighted lookups in spawned tasks.
 //! - `lookup`: one lookup (cache, then registry), the image's config out.
-//! - `fetch`: the registry round trips and what their failures mean.
+//! - `fetch`, `challenge`: the registry round trips (capped, authenticated)
+//!   and what their failures mean.
 //! - `manifest`, `platforms`: pure parsing of manifests and configs, and the
 //!   choice among an index's platforms.
 //! - `cache`, `clients`, `metrics`: what the lookups share.
 #![forbid(unsafe_code)]
 
 mod cache;
+mod challenge;
 mod clients;
 pub mod config;
 pub mod credentials;

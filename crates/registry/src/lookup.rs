@@ -7,7 +7,6 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use landgate_engine::image::{ImageConfig, LookupFailure};
 use oci_client::Reference;
-use oci_client::secrets::RegistryAuth;
 
 use crate::cache::{Caches, DigestKey, TagKey};
 use crate::config::Platform;
@@ -35,6 +34,9 @@ pub(crate) struct Lookup {
     credential: Option<Credential>,
     /// Where the credential came from, for an Unauthorized message.
     origin: Option<String>,
+    /// Whether the credential is the pod's own (a pull secret) rather than
+    /// the webhook's, which every tenant's lookups may use.
+    pods_own: bool,
     fingerprint: Fingerprint,
 }
 
@@ -51,17 +53,26 @@ impl Lookup {
             .map_err(|error| Failure::invalid(format!("not a valid image reference ({error})")))?;
         let found = pull_secrets
             .iter()
-            .chain(std::iter::once(docker_config))
-            .find_map(|config| {
+            .map(|config| (config, true))
+            .chain(std::iter::once((docker_config, false)))
+            .find_map(|(config, pods_own)| {
                 let credential = config.find(reference.registry(), reference.repository())?;
-                Some((credential.clone(), config.origin().map(str::to_owned)))
+                Some((
+                    credential.clone(),
+                    config.origin().map(str::to_owned),
+                    pods_own,
+                ))
             });
-        let (credential, origin) = found.unzip();
+        let (credential, origin, pods_own) = match found {
+            Some((credential, origin, pods_own)) => (Some(credential), origin, pods_own),
+            None => (None, None, false),
+        };
         let fingerprint = Fingerprint::of(credential.as_ref());
         Ok(Self {
             reference,
             credential,
-            origin: origin.flatten(),
+            origin,
+            pods_own,
             fingerprint,
         })
     }
@@ -126,43 +137,36 @@ impl Lookup {
     }
 
     /// Which credential the registry refused, or that there was none: what
-    /// the person fixing the pull secret needs to know.
+    /// the person fixing the pull secret needs to know. The username of the
+    /// webhook's own credential is not for every tenant to read: only its
+    /// origin is named.
     fn say_which_credential(&self, failure: Failure) -> Failure {
+        let origin = self.origin.as_deref();
         let note = match &self.credential {
             None => format!(
                 "no credentials were sent: neither the pod's image pull secrets nor the \
-                 resolver's Docker config have an entry for {}",
+                 webhook's --registry-config have an entry for {}",
                 self.registry()
             ),
-            Some(credential) => format!(
+            Some(credential) if self.pods_own => format!(
                 "the registry refused user {:?} from {}",
                 credential.username(),
-                self.origin.as_deref().unwrap_or("the pull secret")
+                origin.unwrap_or("the pull secret")
+            ),
+            Some(_) => format!(
+                "the registry refused the credential from {}",
+                origin.unwrap_or("the webhook's --registry-config")
             ),
         };
         Failure::new(failure.cause, format!("{} ({note})", failure.message))
     }
 
     async fn ask_registry(&self, inner: &Inner, known_digest: Option<String>) -> Answer {
-        let client = inner.clients.get(&self.fingerprint).map_err(|error| {
-            Failure::new(
-                LookupFailure::Unreachable,
-                format!(
-                    "cannot build a client for registry {}: {error}",
-                    self.registry()
-                ),
-            )
-        })?;
-        let auth = match &self.credential {
-            Some(credential) => RegistryAuth::Basic(
-                credential.username().to_owned(),
-                credential.password().to_owned(),
-            ),
-            None => RegistryAuth::Anonymous,
-        };
+        let tokens = inner.clients.tokens(&self.fingerprint);
         let registry = Registry {
-            client: &client,
-            auth: &auth,
+            clients: &inner.clients,
+            tokens: &tokens,
+            credential: self.credential.as_ref(),
         };
         let reference = match &known_digest {
             Some(digest) => self.reference.clone_with_digest(digest.clone()),
@@ -209,10 +213,7 @@ impl Lookup {
             Manifest::Index { entries } => {
                 // Attestations (`unknown/unknown`) and other OSes run nowhere
                 // landgate wraps.
-                let linux: Vec<_> = entries
-                    .iter()
-                    .filter(|entry| entry.os == "linux" && !entry.is_index)
-                    .collect();
+                let linux: Vec<_> = entries.iter().filter(|entry| entry.os == "linux").collect();
                 if linux.is_empty() {
                     let present: Vec<&str> = entries
                         .iter()

@@ -41,8 +41,6 @@ pub(crate) struct IndexEntry {
     pub os: String,
     pub architecture: String,
     pub variant: Option<String>,
-    /// Another index (nested): not an image itself.
-    pub is_index: bool,
 }
 
 #[derive(Deserialize)]
@@ -98,14 +96,35 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
         None => raw.manifests.is_some(),
     };
     if is_index {
+        // containerd runs a platform-less entry on any node and walks nested
+        // indexes: landgate cannot say which config such an image runs, so
+        // it refuses the index rather than guess.
         let entries = raw
             .manifests
             .ok_or("the index has no \"manifests\"")?
             .into_iter()
             .map(|entry| {
-                let (os, architecture, variant) = match entry.platform {
-                    Some(platform) => (platform.os, platform.architecture, platform.variant),
-                    None => ("unknown".to_owned(), "unknown".to_owned(), None),
+                if matches!(
+                    entry.media_type.as_deref(),
+                    Some(OCI_INDEX | DOCKER_MANIFEST_LIST)
+                ) {
+                    return Err(format!(
+                        "the index nests another index ({}), which landgate does not resolve: \
+                         list each platform's image manifest in the top-level index",
+                        entry.digest
+                    ));
+                }
+                let Some(RawPlatform {
+                    os,
+                    architecture,
+                    variant,
+                }) = entry.platform
+                else {
+                    return Err(format!(
+                        "the index entry {} has no platform, so a node of any platform may run \
+                         it: give every entry of the index its platform",
+                        entry.digest
+                    ));
                 };
                 let platform = match &variant {
                     Some(variant) if !variant.is_empty() => {
@@ -113,19 +132,15 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
                     }
                     _ => format!("{os}/{architecture}"),
                 };
-                IndexEntry {
+                Ok(IndexEntry {
                     digest: entry.digest,
                     platform,
                     os,
                     architecture,
                     variant,
-                    is_index: matches!(
-                        entry.media_type.as_deref(),
-                        Some(OCI_INDEX | DOCKER_MANIFEST_LIST)
-                    ),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         return Ok(Manifest::Index { entries });
     }
     let config = raw.config.ok_or("the manifest has no \"config\"")?;
@@ -268,6 +283,19 @@ mod tests {
             (
                 br#"{"schemaVersion":2,"mediaType":"text/html"}"#,
                 "media type text/html",
+            ),
+            (
+                br#"{"schemaVersion":2,"manifests":[
+                    {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a",
+                     "platform":{"os":"linux","architecture":"amd64"}},
+                    {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:b"}]}"#,
+                "the index entry sha256:b has no platform",
+            ),
+            (
+                br#"{"schemaVersion":2,"manifests":[
+                    {"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:n",
+                     "platform":{"os":"linux","architecture":"amd64"}}]}"#,
+                "nests another index (sha256:n)",
             ),
         ] {
             let error = parse_manifest(bytes).unwrap_err();

@@ -1,6 +1,7 @@
 //! Which config of a multi-platform image to use. The kubelet on each node
 //! pulls its own platform, but the webhook writes one command for all of
-//! them: when the platforms agree on what runs (Entrypoint, Cmd, PATH) any
+//! them: when the platforms agree on what runs (Entrypoint, Cmd, PATH,
+//! WorkingDir) any
 //! will do; when they disagree, the `--platform` one is used and the
 //! difference is reported, so that the refusal or warning can say so.
 
@@ -24,7 +25,10 @@ pub(crate) fn choose(
         .iter()
         .position(|candidate| &candidate.platform == wanted);
     let runs_the_same = |a: &RunConfig, b: &RunConfig| {
-        a.entrypoint == b.entrypoint && a.cmd == b.cmd && a.path == b.path
+        a.entrypoint == b.entrypoint
+            && a.cmd == b.cmd
+            && a.path == b.path
+            && a.working_dir == b.working_dir
     };
     let agree = configs
         .windows(2)
@@ -32,7 +36,7 @@ pub(crate) fn choose(
     let Some(chosen) = chosen.or(if agree { Some(0) } else { None }) else {
         let present: Vec<String> = configs.iter().map(|c| c.platform.to_string()).collect();
         return Err(format!(
-            "its platforms disagree on Entrypoint, Cmd or PATH, and it has no {wanted} \
+            "its platforms disagree on Entrypoint, Cmd, PATH or WorkingDir, and it has no {wanted} \
              (--platform) to choose by; it has {}",
             present.join(", ")
         ));
@@ -73,6 +77,13 @@ pub(crate) fn choose(
                 path(used.config.path.as_deref())
             ));
         }
+        if other.config.working_dir != used.config.working_dir {
+            differences.push(format!(
+                "WorkingDir {} (not {})",
+                path(other.config.working_dir.as_deref()),
+                path(used.config.working_dir.as_deref())
+            ));
+        }
         let separator = if first { " " } else { "; " };
         first = false;
         let _ = write!(
@@ -108,7 +119,7 @@ mod tests {
             config: RunConfig {
                 entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
                 path: path.map(str::to_owned),
-                working_dir: Some(text.to_owned()),
+                user: Some(text.to_owned()),
                 ..RunConfig::default()
             },
         }
@@ -125,7 +136,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(disagreement, None);
-        assert_eq!(config.working_dir.as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(config.user.as_deref(), Some("linux/arm64/v8"));
 
         let (config, disagreement) = choose(
             &platform("linux/s390x"),
@@ -168,5 +179,19 @@ mod tests {
         .unwrap_err();
         assert!(error.contains("no linux/amd64 (--platform)"), "{error}");
         assert!(error.contains("linux/arm64/v8, linux/s390x"), "{error}");
+    }
+
+    #[test]
+    fn platforms_that_disagree_only_on_working_dir_disagree() {
+        let mut amd64 = at("linux/amd64", &["/a"], None);
+        amd64.config.working_dir = Some("/srv".into());
+        let arm64 = at("linux/arm64", &["/a"], None);
+        let (config, disagreement) = choose(&platform("linux/amd64"), vec![arm64, amd64]).unwrap();
+        assert_eq!(config.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(
+            disagreement.unwrap(),
+            "the image's platforms disagree on what runs; the config of linux/amd64 \
+             (--platform) was used: linux/arm64/v8 has WorkingDir unset (not \"/srv\")"
+        );
     }
 }

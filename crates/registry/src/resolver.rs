@@ -82,7 +82,7 @@ impl Resolver {
         if cache_entries == 0 {
             return Err(ResolverError::ZeroCacheEntries);
         }
-        // oci-client compares these with the reference's registry as is.
+        // Compared with the reference's registry as is (clients.rs).
         if let Some(bad) = insecure_registries.iter().find(|registry| {
             registry.is_empty() || registry.contains("://") || registry.contains('/')
         }) {
@@ -261,7 +261,8 @@ fn read_docker_config(path: &Path) -> Result<DockerConfig, ResolverError> {
         path: path.to_owned(),
         source,
     })?;
-    Ok(config.with_origin(format!("the Docker config {}", path.display())))
+    // Named by its flag, not its path or users: tenants read this origin.
+    Ok(config.with_origin("the webhook's --registry-config"))
 }
 
 /// The certificates of a PEM bundle, DER.

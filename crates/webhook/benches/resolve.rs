@@ -109,7 +109,7 @@ fn main() {
             ..ResolverConfig::default()
         };
         let lookups = |config: &ResolverConfig| {
-            ImageLookups::new(Resolver::new(config.clone()).unwrap(), None)
+            ImageLookups::new(Resolver::new(config.clone()).unwrap(), None, config.timeout)
         };
 
         let mut cold = Vec::new();

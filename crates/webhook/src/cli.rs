@@ -420,8 +420,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let secrets = client
                 .clone()
                 .filter(|_| pull_secrets)
-                .map(|client| PullSecrets::new(client, resolve.resolve_timeout));
-            ImageLookups::new(resolver, secrets)
+                .map(PullSecrets::new);
+            ImageLookups::new(resolver, secrets, resolve.resolve_timeout)
         });
         let namespaces = match (&client, no_namespace_watch) {
             (Some(client), false) => {
@@ -497,7 +497,7 @@ fn run_preview(args: PreviewArgs) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the tokio runtime")?
-                .block_on(ImageLookups::new(resolver, None).of(&wanted))
+                .block_on(ImageLookups::new(resolver, None, resolve.resolve_timeout).of(&wanted))
         }
     };
     let items = manifest

@@ -7,22 +7,26 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::Api;
-use landgate_engine::image::{self, Images};
+use landgate_engine::image::{self, ImageLookup, Images, LookupFailure};
 use landgate_registry::{DockerConfig, Resolver};
 use prometheus_client::registry::Registry;
 
-/// Looks images up for the server and the preview.
+/// Looks up images for the server and the preview.
 #[derive(Clone)]
 pub struct ImageLookups {
     resolver: Resolver,
     pull_secrets: Option<PullSecrets>,
+    /// The whole lookup of one pod, pull secrets included
+    /// (`--resolve-timeout`).
+    budget: Duration,
 }
 
 impl ImageLookups {
-    pub fn new(resolver: Resolver, pull_secrets: Option<PullSecrets>) -> Self {
+    pub fn new(resolver: Resolver, pull_secrets: Option<PullSecrets>, budget: Duration) -> Self {
         Self {
             resolver,
             pull_secrets,
+            budget,
         }
     }
 
@@ -31,8 +35,9 @@ impl ImageLookups {
     }
 
     /// What the registry says about the images of `pod`, created in
-    /// `namespace`. Bounded by the resolver's budget (and, with
-    /// `--pull-secrets`, the secrets' own).
+    /// `namespace`, within the budget: reading the pull secrets takes at
+    /// most half of it, and whatever is not answered when it runs out
+    /// counts as timed out.
     pub async fn for_pod(&self, pod: &Pod, namespace: &str) -> Images {
         let Some(spec) = pod.spec.as_ref() else {
             return Images::new();
@@ -41,11 +46,29 @@ impl ImageLookups {
         if images.is_empty() {
             return Images::new();
         }
-        let secrets = match &self.pull_secrets {
-            Some(reader) => reader.of_pod(pod, namespace).await,
-            None => Vec::new(),
+        let lookup = async {
+            let secrets = match &self.pull_secrets {
+                Some(reader) => reader.of_pod(pod, namespace, self.budget / 2).await,
+                None => Vec::new(),
+            };
+            self.resolver.resolve(&images, &secrets).await
         };
-        self.resolver.resolve(&images, &secrets).await
+        match tokio::time::timeout(self.budget, lookup).await {
+            Ok(found) => found,
+            Err(_) => images
+                .into_iter()
+                .map(|image| {
+                    let failed = ImageLookup::Failed {
+                        cause: LookupFailure::Timeout,
+                        message: format!(
+                            "not resolved within --resolve-timeout ({:?}), pull secrets included",
+                            self.budget
+                        ),
+                    };
+                    (image, failed)
+                })
+                .collect(),
+        }
     }
 
     /// What the registry says about `images` (the preview's).
@@ -64,25 +87,28 @@ impl ImageLookups {
 #[derive(Clone)]
 pub struct PullSecrets {
     client: kube::Client,
-    /// Reading the secrets comes out of the admission budget too.
-    timeout: Duration,
 }
 
+/// The most pull secrets read for one pod: each is a request to the API
+/// server made with landgate's identity, on every pod creation.
+const MAX_PULL_SECRETS: usize = 8;
+
 impl PullSecrets {
-    pub fn new(client: kube::Client, timeout: Duration) -> Self {
-        Self { client, timeout }
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
     }
 
-    /// The pod's pull secrets, parsed. One that cannot be read or parsed is
-    /// logged and left out: the lookup then goes on with what remains (and
-    /// the registry's refusal, if it needed that secret, names the image).
-    pub async fn of_pod(&self, pod: &Pod, namespace: &str) -> Vec<DockerConfig> {
-        match tokio::time::timeout(self.timeout, self.read(pod, namespace)).await {
+    /// The pod's pull secrets, parsed, read within `timeout`. One that
+    /// cannot be read or parsed is logged and left out: the lookup goes on
+    /// with what remains (and the registry's refusal, if it needed that
+    /// secret, names the image).
+    pub async fn of_pod(&self, pod: &Pod, namespace: &str, timeout: Duration) -> Vec<DockerConfig> {
+        match tokio::time::timeout(timeout, self.read(pod, namespace)).await {
             Ok(secrets) => secrets,
             Err(_) => {
                 tracing::warn!(
                     namespace,
-                    timeout_ms = self.timeout.as_millis() as u64,
+                    timeout_ms = timeout.as_millis() as u64,
                     "image pull secrets not read in time; looking images up without them"
                 );
                 Vec::new()
@@ -102,26 +128,41 @@ impl PullSecrets {
             .and_then(|s| s.service_account_name.as_deref())
             .filter(|n| !n.is_empty())
             .unwrap_or("default");
-        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
-        match accounts.get_opt(account).await {
-            Ok(Some(sa)) => {
-                names.extend(sa.image_pull_secrets.into_iter().flatten().map(|r| r.name))
+        if is_object_name(account) {
+            let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+            match accounts.get_opt(account).await {
+                Ok(Some(sa)) => {
+                    names.extend(sa.image_pull_secrets.into_iter().flatten().map(|r| r.name))
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(
+                    namespace,
+                    service_account = account,
+                    error = %err,
+                    "cannot read the ServiceAccount's image pull secrets"
+                ),
             }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(
-                namespace,
-                service_account = account,
-                error = %err,
-                "cannot read the ServiceAccount's image pull secrets"
-            ),
         }
         let mut seen = BTreeSet::new();
-        names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
+        // Names go into a URL path: only valid object names are requested.
+        names.retain(|n| is_object_name(n) && seen.insert(n.clone()));
+        if names.len() > MAX_PULL_SECRETS {
+            tracing::warn!(
+                namespace,
+                names = names.len(),
+                "only the first {MAX_PULL_SECRETS} image pull secrets are read"
+            );
+            names.truncate(MAX_PULL_SECRETS);
+        }
 
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let reads = names.iter().map(|name| {
+            let secrets = &secrets;
+            async move { (name, secrets.get_opt(name).await) }
+        });
         let mut configs = Vec::with_capacity(names.len());
-        for name in names {
-            match secrets.get_opt(&name).await {
+        for (name, read) in futures_util::future::join_all(reads).await {
+            match read {
                 Ok(Some(secret)) => match DockerConfig::from_secret(&secret) {
                     Ok(config) => configs.push(config),
                     Err(err) => tracing::warn!(
@@ -131,11 +172,9 @@ impl PullSecrets {
                         "image pull secret ignored"
                     ),
                 },
-                Ok(None) => tracing::warn!(
-                    namespace,
-                    secret = %name,
-                    "image pull secret not found"
-                ),
+                Ok(None) => {
+                    tracing::warn!(namespace, secret = %name, "image pull secret not found")
+                }
                 Err(err) => tracing::warn!(
                     namespace,
                     secret = %name,
@@ -145,5 +184,39 @@ impl PullSecrets {
             }
         }
         configs
+    }
+}
+
+/// A DNS subdomain (RFC 1123), as Kubernetes names Secrets and
+/// ServiceAccounts.
+fn is_object_name(name: &str) -> bool {
+    let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            match (bytes.first(), bytes.last()) {
+                (Some(&first), Some(&last)) => {
+                    ok(first) && ok(last) && bytes.iter().all(|&c| ok(c) || c == b'-')
+                }
+                _ => false,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_object_name;
+
+    #[test]
+    fn only_object_names_are_requested() {
+        for good in ["registry", "my-registry.example", "a", "0pull"] {
+            assert!(is_object_name(good), "{good}");
+        }
+        for bad in [
+            "", "..", "../other", "a/b", "Registry", "-a", "a-", "a..b", "a?x=1",
+        ] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
     }
 }

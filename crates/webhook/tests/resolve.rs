@@ -161,6 +161,42 @@ async fn a_registry_that_never_answers_costs_the_budget_and_names_the_cause() {
     assert!(message.contains("timeout"), "{message}");
 }
 
+/// Review finding: reading pull secrets had a budget of its own, so an API
+/// server slow to answer and a registry slow to answer together pushed the
+/// answer past --resolve-timeout (and past --request-timeout). One budget
+/// covers both now.
+#[tokio::test]
+async fn pull_secrets_and_lookups_share_one_budget() {
+    let silent_apiserver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_hole, host) = black_hole().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = webhook::kubeconfig_for(dir.path(), silent_apiserver.local_addr().unwrap());
+    let webhook = Webhook::spawn(
+        &[
+            "--no-namespace-watch",
+            "--pull-secrets",
+            "--resolve-timeout",
+            "1s",
+        ],
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+    )
+    .await;
+    let started = Instant::now();
+    let (status, answer) = webhook
+        .post("/mutate", review_of(&format!("{host}/shop/app:1.0")))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warnings = answer["response"]["warnings"].to_string();
+    assert!(warnings.contains("timeout"), "{warnings}");
+    // The 1s budget plus the request's own work; before, 1s + 1s.
+    assert!(
+        took < Duration::from_millis(1700),
+        "answered after {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn resolve_timeout_must_fit_in_the_request_timeout() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_landgate-webhook"))

@@ -291,14 +291,7 @@ async fn not_ready_until_the_namespace_cache_has_synced() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let apiserver = silent.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{apiserver}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = webhook::kubeconfig_for(dir.path(), apiserver);
     let webhook =
         Webhook::spawn(&["--no-resolve"], &[("KUBECONFIG", kubeconfig.as_os_str())]).await;
     let deadline = Instant::now() + Duration::from_secs(3);

@@ -73,10 +73,13 @@ async fn the_docker_config_file_opens_a_private_registry() {
     });
     let (cause, message) = failed(resolve(&wrong, &image, &[]).await);
     assert_eq!(cause, LookupFailure::Unauthorized, "{message}");
+    // Any tenant reads this message: the webhook's credential is named by
+    // its origin, never by its username.
     assert!(
-        message.contains("refused user \"robot\" from the Docker config"),
+        message.contains("refused the credential from the webhook's --registry-config"),
         "{message}"
     );
+    assert!(!message.contains("robot"), "{message}");
 }
 
 #[tokio::test]

@@ -98,7 +98,9 @@ fn at(architecture: &str, variant: Option<&str>, entrypoint: &[&str]) -> ImageSp
         entrypoint: Some(args(entrypoint)),
         cmd: Some(args(&["run"])),
         env: args(&["PATH=/usr/bin:/bin"]),
-        working_dir: Some(format!("/{architecture}")),
+        // Marks which platform's config was used; User is not compared
+        // across platforms (WorkingDir is).
+        user: Some(architecture.to_owned()),
         architecture: architecture.into(),
         variant: variant.map(str::to_owned),
         ..ImageSpec::default()
@@ -136,8 +138,8 @@ async fn an_index_whose_platforms_agree() {
     assert_eq!(config.entrypoint, args(&["/app"]));
     assert_eq!(config.platform_disagreement, None);
     assert_eq!(
-        config.working_dir.as_deref(),
-        Some("/arm64"),
+        config.user.as_deref(),
+        Some("arm64"),
         "the --platform config"
     );
 }
@@ -161,7 +163,7 @@ async fn an_index_whose_platforms_disagree() {
     let config = resolved(resolve(&resolver, &format!("{}/split:1", registry.host()), &[]).await);
     assert_eq!(config.digest, digest, "the index digest");
     assert_eq!(config.entrypoint, args(&["/app"]), "linux/amd64's");
-    assert_eq!(config.working_dir.as_deref(), Some("/amd64"));
+    assert_eq!(config.user.as_deref(), Some("amd64"));
     let disagreement = config.platform_disagreement.unwrap();
     assert!(
         disagreement.contains("the config of linux/amd64 (--platform) was used")

@@ -5,6 +5,8 @@
 
 mod auth;
 mod cache;
+mod fake;
+mod hostile;
 mod images;
 mod support;
 mod transport;

@@ -322,3 +322,17 @@ async fn bound_addresses(child: &mut Child, log: &std::path::Path) -> (SocketAdd
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A kubeconfig in `dir` for an API server at `addr` (TLS unchecked, a
+/// dummy token): for tests where it never answers.
+pub fn kubeconfig_for(dir: &std::path::Path, addr: SocketAddr) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{addr}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    path
+}
