@@ -358,11 +358,7 @@ fn opted_out_pod_is_stored_unchanged() {
         let namespace = env.namespace("e2e-opt-out", &[INJECT_LABEL]).await?;
         let api = env.pods(&namespace);
         let mut pod = pods::sample_pod("opted-out");
-        pod.metadata.annotations = Some(
-            [(pods::OPT_OUT_ANNOTATION.to_owned(), "false".to_owned())]
-                .into_iter()
-                .collect(),
-        );
+        annotate(&mut pod, pods::OPT_OUT_ANNOTATION, "false");
         // Refused until the namespace allows opting out.
         let refusal = refusal_of(api.create(&DRY_RUN, &pod).await)?;
         ensure!(
@@ -391,14 +387,7 @@ fn namespace_annotations_are_floors_a_pod_cannot_lower() {
         let namespace = env.namespace("e2e-floors", &[INJECT_LABEL]).await?;
         let api = env.pods(&namespace);
         let mut pod = pods::simple_pod("best-effort");
-        pod.metadata.annotations = Some(
-            [(
-                "landgate.dev/enforcement".to_owned(),
-                "best-effort".to_owned(),
-            )]
-            .into_iter()
-            .collect(),
-        );
+        annotate(&mut pod, "landgate.dev/enforcement", "best-effort");
         // Before the namespace says anything, the pod's choice stands.
         create(&api, &pod).await?;
         // The namespace now demands `required`: the next such pod is refused,
@@ -431,14 +420,18 @@ fn namespace_annotations_are_floors_a_pod_cannot_lower() {
         );
         // Raising is allowed.
         let mut raised = pods::simple_pod("raised");
-        raised.metadata.annotations = Some(
-            [("landgate.dev/profile".to_owned(), "strict".to_owned())]
-                .into_iter()
-                .collect(),
-        );
+        annotate(&mut raised, "landgate.dev/profile", "strict");
         let stored = create(&api, &raised).await?;
         check_wrapped(&raised, &stored)
     });
+}
+
+/// Sets one annotation on `pod`.
+fn annotate(pod: &mut Pod, key: &str, value: &str) {
+    pod.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.to_owned(), value.to_owned());
 }
 
 /// A dry-run create: admission runs, nothing is stored.
