@@ -105,3 +105,26 @@ pub enum MutateError {
     )]
     Internal { pod: String, message: String },
 }
+
+impl MutateError {
+    /// A short, stable name for the kind of refusal: the `reason` label of
+    /// `landgate_refusals_total` and of the log line. Few values, so that
+    /// dashboards can count by them.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Annotation { error, .. } => error.reason(),
+            Self::UnknownEntrypoint { .. } => "unknown-entrypoint",
+            Self::NothingToRun { .. } => "nothing-to-run",
+            Self::PlatformsDisagree { .. } => "platforms-disagree",
+            Self::EnforcementUnreachable { .. } => "enforcement-unreachable",
+            Self::Reserved { .. } => "reserved",
+            Self::Mount { .. } => "mount",
+            Self::Tampered { .. } => "tampered",
+            Self::UnsafePath { .. } => "unsafe-path",
+            Self::IoUringUnderRequired { .. } => "io-uring-under-required",
+            Self::InvalidStatus { .. } => "invalid-status",
+            Self::DuplicateContainer { .. } => "duplicate-container",
+            Self::Internal { .. } => "internal",
+        }
+    }
+}

@@ -11,6 +11,8 @@
 //!   checks that keep `/landgate` landgate's.
 //! - [`update`]: old Pod and new Pod in, whether an update may touch the
 //!   sandbox landgate built.
+//! - [`validate`]: the pod as it will be stored, after every mutating
+//!   webhook, judged by what the mutating pass would still change.
 //! - [`settings`]: what the operator configured.
 #![forbid(unsafe_code)]
 
@@ -30,6 +32,7 @@ pub mod settings;
 mod status;
 mod unwrap;
 pub mod update;
+pub mod validate;
 mod wrap;
 
 #[cfg(test)]
@@ -37,3 +40,4 @@ mod tests;
 
 pub use mutate::{MutateError, Mutation, PodContext, mutate_pod};
 pub use outcome::Outcome;
+pub use validate::validate_pod;

@@ -173,7 +173,7 @@ pub fn check_container_mounts(
     })
 }
 
-fn pod_label(namespace: &str, pod: &Pod) -> String {
+pub(crate) fn pod_label(namespace: &str, pod: &Pod) -> String {
     let name = match (&pod.metadata.name, &pod.metadata.generate_name) {
         (Some(name), _) => name.clone(),
         (None, Some(prefix)) => format!("{prefix}*"),

@@ -20,8 +20,13 @@ pub enum Outcome {
     /// Admitted unchanged without being judged, and why: a request landgate
     /// does not act on, or a pod update that leaves the sandbox alone.
     Passed(String),
-    /// Refused, with the message the user sees.
-    Refused(String),
+    /// Refused: a short stable `reason` for metrics (kebab-case, one per
+    /// kind of refusal: [`crate::MutateError::reason`], …) and the message
+    /// the user sees.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
     /// landgate could not do its job (a pod it cannot read, a patch it
     /// cannot encode), with the message the user sees.
     Failed(String),
@@ -33,9 +38,10 @@ impl Outcome {
         match self {
             Self::Wrapped => None,
             Self::AlreadyWrapped => Some("already wrapped"),
-            Self::Skipped(why) | Self::Passed(why) | Self::Refused(why) | Self::Failed(why) => {
-                Some(why)
-            }
+            Self::Skipped(why)
+            | Self::Passed(why)
+            | Self::Refused { message: why, .. }
+            | Self::Failed(why) => Some(why),
         }
     }
 }
@@ -48,7 +54,7 @@ impl fmt::Display for Outcome {
             Self::AlreadyWrapped => f.write_str("already-wrapped"),
             Self::Skipped(why) => write!(f, "skipped: {why}"),
             Self::Passed(why) => write!(f, "passed: {why}"),
-            Self::Refused(why) => write!(f, "refused: {why}"),
+            Self::Refused { message, .. } => write!(f, "refused: {message}"),
             Self::Failed(why) => write!(f, "failed: {why}"),
         }
     }

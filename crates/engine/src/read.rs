@@ -230,6 +230,9 @@ impl<'a> Pass<'a> {
             context.namespace_annotations,
             &names,
         )
+        .and_then(|parsed| {
+            parsed.with_opt_out_label(pod.metadata.labels.as_ref(), context.namespace)
+        })
         .map_err(|source| MutateError::Annotation {
             pod: pass.label.clone(),
             error: Box::new(source),

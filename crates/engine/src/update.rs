@@ -7,6 +7,10 @@
 //!   image swapped for the tenant's takes effect whenever init containers
 //!   run again (the pod sandbox is recreated), and that image writes the
 //!   launcher every container runs through;
+//! - `spec.containers[*].image` of a wrapped container: its entrypoint,
+//!   PATH, working directory and digest pin were resolved for the image
+//!   landgate admitted, so another image would run under a sandbox built
+//!   for a different one (refused; workloads roll out new pods);
 //! - annotations, so `landgate.dev/status`, the record of what was wrapped;
 //! - labels, so `landgate.dev/inject: "false"`, which the shipped
 //!   objectSelector matches: the API server calls a webhook on an update
@@ -19,8 +23,9 @@
 //!   `kubectl exec`.
 //!
 //! Everything else about a wrapped container (command, env, mounts, probes)
-//! is immutable on a pod; app container images may change freely (the
-//! launcher stays in front of the command).
+//! is immutable on a pod. landgate's validating webhook runs this check
+//! after every mutating webhook, so a later one cannot slip a change past
+//! it.
 
 use std::collections::BTreeMap;
 
@@ -81,10 +86,33 @@ pub enum UpdateError {
         label: &'static str,
         value: &'static str,
     },
+    #[error(
+        "pod {pod}: this update changes the image of container {container:?} ({field}) from {from:?} to {to:?}; landgate wrapped that container for the image it admitted (its entrypoint, PATH and working directory, pinned to the digest it looked up), and another image would run under a sandbox built for a different one. Re-create the pod (roll out its workload) to run another image"
+    )]
+    Image {
+        pod: String,
+        container: String,
+        field: String,
+        from: String,
+        to: String,
+    },
     /// A new ephemeral container's mounts (the engine's own check and
     /// message).
     #[error(transparent)]
     Mount(MutateError),
+}
+
+impl UpdateError {
+    /// The refusal's metrics label ([`MutateError::reason`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Status { .. } | Self::ForgedStatus { .. } => "status-changed",
+            Self::InitContainer { .. } => "init-container-changed",
+            Self::OptOutLabel { .. } => "opt-out-label",
+            Self::Image { .. } => "image-changed",
+            Self::Mount(error) => error.reason(),
+        }
+    }
 }
 
 /// The label value the shipped objectSelector (`NotIn ["false"]`) skips.
@@ -93,7 +121,7 @@ const OPT_OUT_VALUE: &str = "false";
 /// Decides an UPDATE of a pod (plain, or through `pods/ephemeralcontainers`)
 /// in `namespace`: `Ok` admits it unchanged.
 pub fn check_update(namespace: &str, old: &Pod, new: &Pod) -> Result<Admitted, UpdateError> {
-    let pod = pod_label(namespace, new);
+    let pod = mutate::pod_label(namespace, new);
     let old_status = annotation(old, derive::STATUS);
     let new_status = annotation(new, derive::STATUS);
     if !records_wrapped(old_status) {
@@ -129,7 +157,65 @@ pub fn check_update(namespace: &str, old: &Pod, new: &Pod) -> Result<Admitted, U
         });
     }
     check_init_container(&pod, old, new)?;
+    check_images(&pod, old_status, old, new)?;
     check_ephemeral_containers(&pod, old, new)
+}
+
+/// A wrapped container keeps its image. The API server lets an update
+/// change the image of any container, and the kubelet restarts it with the
+/// new one; but landgate wrapped it for the image it admitted: an entrypoint
+/// written into `command`, a PATH and working directory from its config, a
+/// digest pin. Re-resolving on update would need the registry in the update
+/// path and still could not re-derive a pod whose command Kubernetes no
+/// longer lets change, so the change is refused; workloads roll out new
+/// pods, which landgate wraps afresh.
+fn check_images(
+    pod: &str,
+    old_status: Option<&str>,
+    old: &Pod,
+    new: &Pod,
+) -> Result<(), UpdateError> {
+    let Some(status) = old_status.and_then(|raw| mutate::parse_status(raw).ok()) else {
+        return Ok(());
+    };
+    let (Some(before), Some(after)) = (old.spec.as_ref(), new.spec.as_ref()) else {
+        return Ok(());
+    };
+    let lists = [
+        (
+            "initContainers",
+            before.init_containers.as_deref(),
+            after.init_containers.as_deref(),
+        ),
+        (
+            "containers",
+            Some(before.containers.as_slice()),
+            Some(after.containers.as_slice()),
+        ),
+    ];
+    for (list, before, after) in lists {
+        for (index, container) in after.unwrap_or_default().iter().enumerate() {
+            if !status.containers.contains_key(&container.name) {
+                continue;
+            }
+            let was = before
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.name == container.name)
+                .and_then(|c| c.image.as_deref());
+            let now = container.image.as_deref();
+            if was != now {
+                return Err(UpdateError::Image {
+                    pod: pod.to_owned(),
+                    container: container.name.clone(),
+                    field: format!("spec.{list}[{index}].image"),
+                    from: was.unwrap_or_default().to_owned(),
+                    to: now.unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// landgate-init must stay exactly what the old pod had.
@@ -232,15 +318,6 @@ fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 fn records_wrapped(raw: Option<&str>) -> bool {
     raw.and_then(|raw| mutate::parse_status(raw).ok())
         .is_some_and(|status: Status| !status.containers.is_empty())
-}
-
-fn pod_label(namespace: &str, pod: &Pod) -> String {
-    let name = pod.metadata.name.as_deref().unwrap_or("(unnamed)");
-    if namespace.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{namespace}/{name}")
-    }
 }
 
 #[cfg(test)]
@@ -397,9 +474,31 @@ mod tests {
     }
 
     #[test]
-    fn app_container_images_may_change() {
+    fn wrapped_container_images_may_not_change() {
         let result = update(wrapped(), |pod| {
             pod["spec"]["containers"][0]["image"] = json!("busybox:1.37");
+        });
+        assert!(
+            matches!(result, Err(UpdateError::Image { .. })),
+            "{result:?}"
+        );
+        let message = refusal(result);
+        for part in [
+            "container \"app\" (spec.containers[0].image)",
+            "from \"busybox:1.36\" to \"busybox:1.37\"",
+            "Re-create the pod",
+        ] {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
+    }
+
+    /// What else Kubernetes lets an update change on a running pod
+    /// (activeDeadlineSeconds, tolerations added) leaves the sandbox alone.
+    #[test]
+    fn a_wrapped_pods_unchanged_images_pass_with_other_changes() {
+        let result = update(wrapped(), |pod| {
+            pod["spec"]["activeDeadlineSeconds"] = json!(600);
+            pod["spec"]["tolerations"] = json!([{"key": "spot", "operator": "Exists"}]);
         });
         assert_eq!(result, Ok(Admitted::SandboxUntouched));
     }

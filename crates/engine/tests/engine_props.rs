@@ -3,7 +3,9 @@
 //! - the patch applies cleanly to the pod (no add under a missing parent,
 //!   no remove of a missing path) and gives exactly the pod the engine
 //!   reports;
-//! - mutating twice equals mutating once (empty patch on the second pass);
+//! - mutating twice equals mutating once (empty patch on the second pass),
+//!   and the validating webhook admits every pod the mutating pass stored,
+//!   with the outcome of the second pass;
 //! - a wrapped pod is wrapped entirely (never half-wrapped), with each
 //!   container's `LANDGATE_POLICY` equal to the reported policy;
 //! - reinvocation after another webhook appended a container gives the same
@@ -13,9 +15,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use landgate_engine::Outcome;
 use landgate_engine::mutate::{INIT_CONTAINER_NAME, LAUNCHER, MutateError, PodContext, mutate_pod};
 use landgate_engine::settings::Settings;
+use landgate_engine::{Outcome, validate_pod};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -235,6 +237,20 @@ fn mutate(pod: &Pod) -> Result<Run, MutateError> {
     .map(|m| Run::of(pod, m).unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// The validating webhook's judgement of a pod as stored.
+fn validate(pod: &Pod) -> Outcome {
+    let annotations = BTreeMap::new();
+    validate_pod(
+        &Settings::default(),
+        PodContext {
+            namespace: "shop",
+            namespace_annotations: &annotations,
+            images: landgate_engine::mutate::NO_IMAGES,
+        },
+        pod,
+    )
+}
+
 fn to_pod(v: &Value) -> Pod {
     serde_json::from_value(v.clone()).expect("generated pods deserialize")
 }
@@ -334,8 +350,9 @@ proptest! {
             Outcome::Wrapped | Outcome::AlreadyWrapped => Outcome::AlreadyWrapped,
             skipped => skipped.clone(),
         };
-        prop_assert_eq!(second.outcome, expected);
+        prop_assert_eq!(&second.outcome, &expected);
         prop_assert_eq!(second.policies, first.policies);
+        prop_assert_eq!(validate(&first.pod), expected);
     }
 
     #[test]

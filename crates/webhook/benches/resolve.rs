@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use landgate_e2e::registry::{ImageSpec, TestRegistry};
 use landgate_engine::settings::Settings;
 use landgate_registry::{Resolver, ResolverConfig};
-use landgate_webhook::admission;
+use landgate_webhook::admission::{self, Webhook};
 use landgate_webhook::images::ImageLookups;
 use serde_json::json;
 
@@ -51,7 +51,7 @@ async fn answer(lookups: &ImageLookups, settings: &Settings, body: &[u8]) -> Dur
     let parsed = admission::parse(body).unwrap();
     let (pod, namespace) = parsed.created_pod().unwrap();
     let images = lookups.for_pod(pod, namespace).await;
-    let reviewed = parsed.answer(settings, &no_annotations, &images);
+    let reviewed = parsed.answer(Webhook::Mutating, settings, &no_annotations, &images);
     std::hint::black_box(reviewed.body());
     let took = started.elapsed();
     assert_eq!(

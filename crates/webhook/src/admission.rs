@@ -16,7 +16,7 @@ use kube::core::{DynamicObject, Resource};
 use landgate_engine::image::Images;
 use landgate_engine::mutate::NO_IMAGES;
 use landgate_engine::settings::Settings;
-use landgate_engine::{Outcome, PodContext, mutate_pod, update};
+use landgate_engine::{Outcome, PodContext, mutate_pod, update, validate_pod};
 use serde::Serialize;
 
 /// The only AdmissionReview version the webhook registers for.
@@ -63,13 +63,40 @@ impl Reviewed {
 /// that no namespace floor is skipped.
 pub type NamespaceLookup = dyn Fn(&str) -> Option<BTreeMap<String, String>> + Send + Sync;
 
-/// Answers one AdmissionReview body, without looking images up.
+/// Which of landgate's two webhooks a review was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhook {
+    /// `/mutate`: wraps a pod it creates ([`mutate_pod`]).
+    Mutating,
+    /// `/validate`: called after every mutating webhook; admits a pod it
+    /// creates only if it is wrapped as its status records, or should not
+    /// be ([`validate_pod`]). Never patches.
+    Validating,
+}
+
+impl Webhook {
+    /// The path it is served on, and the `webhook` label of its metrics.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Mutating => "/mutate",
+            Self::Validating => "/validate",
+        }
+    }
+}
+
+/// Answers one AdmissionReview body for the mutating webhook, without
+/// looking images up.
 pub fn review(
     settings: &Settings,
     namespace_annotations: &NamespaceLookup,
     body: &[u8],
 ) -> Result<Reviewed, BadReview> {
-    Ok(parse(body)?.answer(settings, namespace_annotations, NO_IMAGES))
+    Ok(parse(body)?.answer(
+        Webhook::Mutating,
+        settings,
+        namespace_annotations,
+        NO_IMAGES,
+    ))
 }
 
 /// An AdmissionReview read, not answered yet: the server looks up the
@@ -113,9 +140,11 @@ impl Parsed {
         }
     }
 
-    /// Answers it, with what the registry said about the pod's images.
+    /// Answers it for `webhook`, with what the registry said about the
+    /// pod's images.
     pub fn answer(
         &self,
+        webhook: Webhook,
         settings: &Settings,
         namespace_annotations: &NamespaceLookup,
         images: &Images,
@@ -123,6 +152,7 @@ impl Parsed {
         match &self.0 {
             Request::Typed(request) => {
                 let (response, outcome) = answer(
+                    webhook,
                     settings,
                     namespace_annotations,
                     images,
@@ -132,8 +162,14 @@ impl Parsed {
                 reviewed(request, response, outcome)
             }
             Request::Dynamic(request) => {
-                let (response, outcome) =
-                    answer(settings, namespace_annotations, images, request, read_pod);
+                let (response, outcome) = answer(
+                    webhook,
+                    settings,
+                    namespace_annotations,
+                    images,
+                    request,
+                    read_pod,
+                );
                 reviewed(request, response, outcome)
             }
         }
@@ -204,6 +240,7 @@ const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 /// request's `object` or `oldObject` (named by its second argument), or the
 /// message for the denial.
 pub fn answer<'r, T: Resource>(
+    webhook: Webhook,
     settings: &Settings,
     namespace_annotations: &NamespaceLookup,
     images: &Images,
@@ -235,6 +272,7 @@ pub fn answer<'r, T: Resource>(
             let Some(annotations) = namespace_annotations(namespace) else {
                 return refuse(
                     response,
+                    "namespace-unknown",
                     format!(
                         "namespace {namespace:?} is not in landgate's namespace cache yet, so its landgate.dev/* floors cannot be applied; the pod is refused rather than judged without them: retry in a few seconds"
                     ),
@@ -245,7 +283,10 @@ pub fn answer<'r, T: Resource>(
                 namespace_annotations: &annotations,
                 images,
             };
-            wrap(settings, context, &pod, response)
+            match webhook {
+                Webhook::Mutating => wrap(settings, context, &pod, response),
+                Webhook::Validating => validate(settings, context, &pod, response),
+            }
         }
         Review::Update => match read(request.old_object.as_ref(), "oldObject") {
             Ok(old) => guard(namespace, &old, &pod, response),
@@ -263,7 +304,21 @@ fn guard(
 ) -> (AdmissionResponse, Outcome) {
     match update::check_update(namespace, old, pod) {
         Ok(admitted) => (response, Outcome::Passed(admitted.reason().to_owned())),
-        Err(err) => refuse(response, err.to_string()),
+        Err(err) => refuse(response, err.reason(), err.to_string()),
+    }
+}
+
+/// A pod CREATE as it will be stored: admitted unchanged, or refused; never
+/// patched. The mutating webhook's warnings are not repeated.
+fn validate(
+    settings: &Settings,
+    context: PodContext<'_>,
+    pod: &Pod,
+    response: AdmissionResponse,
+) -> (AdmissionResponse, Outcome) {
+    match validate_pod(settings, context, pod) {
+        Outcome::Refused { reason, message } => refuse(response, reason, message),
+        outcome => (response, outcome),
     }
 }
 
@@ -276,7 +331,7 @@ fn wrap(
 ) -> (AdmissionResponse, Outcome) {
     let mutation = match mutate_pod(settings, context, pod) {
         Ok(mutation) => mutation,
-        Err(err) => return refuse(response, err.to_string()),
+        Err(err) => return refuse(response, err.reason(), err.to_string()),
     };
     let mut response = response;
     if !mutation.warnings.is_empty() {
@@ -314,10 +369,14 @@ fn read_pod<'r>(object: Option<&'r DynamicObject>, which: &str) -> Result<Cow<'r
         })
 }
 
-fn refuse(response: AdmissionResponse, message: String) -> (AdmissionResponse, Outcome) {
+fn refuse(
+    response: AdmissionResponse,
+    reason: &'static str,
+    message: String,
+) -> (AdmissionResponse, Outcome) {
     (
         deny(response, 403, "Forbidden", &message),
-        Outcome::Refused(message),
+        Outcome::Refused { reason, message },
     )
 }
 
@@ -408,7 +467,7 @@ mod tests {
             message.contains("not in landgate's namespace cache"),
             "{message}"
         );
-        assert!(matches!(reviewed.outcome, Outcome::Refused(_)));
+        assert!(matches!(reviewed.outcome, Outcome::Refused { .. }));
     }
 
     fn run(body: &Value) -> (Reviewed, Value) {
@@ -506,7 +565,7 @@ mod tests {
 
     fn assert_refused(reviewed: &Reviewed, answer: &Value, needle: &str) {
         assert!(
-            matches!(reviewed.outcome, Outcome::Refused(_)),
+            matches!(reviewed.outcome, Outcome::Refused { .. }),
             "{:?}",
             reviewed.outcome
         );
@@ -577,10 +636,23 @@ mod tests {
     }
 
     #[test]
-    fn app_image_update_is_admitted_unchanged() {
+    fn wrapped_container_image_update_is_refused() {
         let old = stored_pod();
         let mut new = old.clone();
         new["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+        let (reviewed, answer) = run(&update_review(old, new, None));
+        assert_refused(
+            &reviewed,
+            &answer,
+            "changes the image of container \"web\" (spec.containers[0].image)",
+        );
+    }
+
+    #[test]
+    fn other_updates_of_a_wrapped_pod_are_admitted_unchanged() {
+        let old = stored_pod();
+        let mut new = old.clone();
+        new["spec"]["activeDeadlineSeconds"] = json!(60);
         let (reviewed, answer) = run(&update_review(old, new, None));
         assert_admitted_unchanged(
             &reviewed,

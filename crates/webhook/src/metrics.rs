@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::admission::Webhook;
 use crate::server::{CloseReason, Listener};
 
 /// The `outcome` label values, few and stable for dashboards: a patch
@@ -22,7 +23,7 @@ const OUTCOME_LABELS: [&str; 4] = ["mutated", "skipped", "rejected", "error"];
 pub fn outcome_label(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Wrapped => "mutated",
-        Outcome::Refused(_) => "rejected",
+        Outcome::Refused { .. } => "rejected",
         Outcome::Failed(_) => "error",
         Outcome::AlreadyWrapped | Outcome::Skipped(_) | Outcome::Passed(_) => "skipped",
     }
@@ -30,7 +31,24 @@ pub fn outcome_label(outcome: &Outcome) -> &'static str {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
+    /// `mutate` or `validate`: which webhook answered.
+    webhook: &'static str,
     outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusalLabels {
+    webhook: &'static str,
+    /// The kind of refusal ([`landgate_engine::MutateError::reason`], …).
+    reason: &'static str,
+}
+
+/// The `webhook` label of a review.
+fn webhook_label(webhook: Webhook) -> &'static str {
+    match webhook {
+        Webhook::Mutating => "mutate",
+        Webhook::Validating => "validate",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -59,6 +77,7 @@ struct StatusLabels {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     reviews: Family<OutcomeLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
     review_duration: Histogram,
     previews: Counter,
     bad_requests: Family<StatusLabels, Counter>,
@@ -74,6 +93,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("landgate");
         let metrics = Self {
             reviews: Family::default(),
+            refusals: Family::default(),
             // Reviews take tens of microseconds; the API server gives up after
             // timeoutSeconds (default 10s, ours 5s).
             review_duration: Histogram::new([
@@ -88,13 +108,23 @@ impl Metrics {
         };
         registry.register(
             "admission_reviews",
-            "Admission reviews answered, by outcome (mutated, skipped, rejected, error)",
+            "Admission reviews answered, by webhook (mutate, validate) and outcome (mutated, skipped, rejected, error)",
             metrics.reviews.clone(),
         );
-        for outcome in OUTCOME_LABELS {
-            // Export zeros so that rate() and alerts work before the first event.
-            let _ = metrics.reviews.get_or_create(&OutcomeLabels { outcome });
+        for webhook in [Webhook::Mutating, Webhook::Validating] {
+            for outcome in OUTCOME_LABELS {
+                // Export zeros so that rate() and alerts work before the first event.
+                let _ = metrics.reviews.get_or_create(&OutcomeLabels {
+                    webhook: webhook_label(webhook),
+                    outcome,
+                });
+            }
         }
+        registry.register(
+            "refusals",
+            "Admission reviews refused, by webhook and reason (the log line of each refusal carries the same reason and the message)",
+            metrics.refusals.clone(),
+        );
         registry.register(
             "admission_review_duration_seconds",
             "Time to answer one admission review, from body read to response encoded",
@@ -153,12 +183,19 @@ impl Metrics {
         (metrics, registry)
     }
 
-    pub fn review(&self, outcome: &Outcome, elapsed: Duration) {
+    pub fn review(&self, webhook: Webhook, outcome: &Outcome, elapsed: Duration) {
+        let webhook = webhook_label(webhook);
         self.reviews
             .get_or_create(&OutcomeLabels {
+                webhook,
                 outcome: outcome_label(outcome),
             })
             .inc();
+        if let Outcome::Refused { reason, .. } = outcome {
+            self.refusals
+                .get_or_create(&RefusalLabels { webhook, reason })
+                .inc();
+        }
         self.review_duration.observe(elapsed.as_secs_f64());
     }
 
@@ -222,16 +259,31 @@ mod tests {
     #[test]
     fn counts_reviews_by_outcome() {
         let (metrics, registry) = Metrics::new();
-        metrics.review(&Outcome::Wrapped, Duration::from_micros(50));
-        metrics.review(&Outcome::Wrapped, Duration::from_micros(70));
-        metrics.review(&Outcome::Refused("no".into()), Duration::from_micros(20));
-        let text = encode(&registry);
-        assert!(
-            text.contains(r#"landgate_admission_reviews_total{outcome="mutated"} 2"#),
-            "{text}"
+        let refused = Outcome::Refused {
+            reason: "tampered",
+            message: "no".into(),
+        };
+        metrics.review(
+            Webhook::Mutating,
+            &Outcome::Wrapped,
+            Duration::from_micros(50),
         );
-        assert!(text.contains(r#"landgate_admission_reviews_total{outcome="rejected"} 1"#));
-        assert!(text.contains(r#"landgate_admission_reviews_total{outcome="error"} 0"#));
+        metrics.review(
+            Webhook::Mutating,
+            &Outcome::Wrapped,
+            Duration::from_micros(70),
+        );
+        metrics.review(Webhook::Validating, &refused, Duration::from_micros(20));
+        let text = encode(&registry);
+        for line in [
+            r#"landgate_admission_reviews_total{webhook="mutate",outcome="mutated"} 2"#,
+            r#"landgate_admission_reviews_total{webhook="validate",outcome="rejected"} 1"#,
+            r#"landgate_admission_reviews_total{webhook="mutate",outcome="rejected"} 0"#,
+            r#"landgate_admission_reviews_total{webhook="validate",outcome="error"} 0"#,
+            r#"landgate_refusals_total{webhook="validate",reason="tampered"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
         assert!(text.contains("landgate_admission_review_duration_seconds_count 3"));
         assert!(text.contains(r#"landgate_build_info{version="0.1.0"} 1"#));
     }

@@ -441,9 +441,10 @@ async fn metrics_count_what_happened() {
         "{headers:?}"
     );
     for line in [
-        r#"landgate_admission_reviews_total{outcome="mutated"} 1"#,
-        r#"landgate_admission_reviews_total{outcome="skipped"} 1"#,
-        r#"landgate_admission_reviews_total{outcome="rejected"} 1"#,
+        r#"landgate_admission_reviews_total{webhook="mutate",outcome="mutated"} 1"#,
+        r#"landgate_admission_reviews_total{webhook="mutate",outcome="skipped"} 1"#,
+        r#"landgate_admission_reviews_total{webhook="mutate",outcome="rejected"} 1"#,
+        r#"landgate_refusals_total{webhook="mutate",reason="invalid-annotation"} 1"#,
         r#"landgate_bad_requests_total{path="/mutate",code="400"} 1"#,
         "landgate_admission_review_duration_seconds_count 3",
     ] {
@@ -459,4 +460,55 @@ async fn metrics_count_what_happened() {
     assert_eq!(entry["namespace"], "shop");
     assert_eq!(entry["name"], "web");
     assert!(!line.contains("nginx:1.27"), "{line}");
+}
+
+/// `/validate` judges the pod as it will be stored: the fixture as the
+/// user wrote it (the mutating webhook never saw it) is refused naming the
+/// container; the same pod as `/mutate` patched it is admitted, unpatched.
+/// Each is counted and logged under the validating webhook.
+#[tokio::test(flavor = "current_thread")]
+async fn validate_refuses_an_unwrapped_pod_and_admits_the_wrapped_one() {
+    let log = CapturedLog::start();
+    let routes = Routes::new();
+    let (status, refused) = routes.post("/validate", POD_CREATE).await;
+    assert_eq!(status, StatusCode::OK, "{refused}");
+    assert_eq!(refused["response"]["allowed"], json!(false), "{refused}");
+    assert_eq!(refused["response"]["status"]["code"], json!(403));
+    let message = refused["response"]["status"]["message"].as_str().unwrap();
+    for part in [
+        "is not wrapped but should be",
+        "carries no landgate.dev/status",
+        "(spec.containers[0])",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+
+    let (_, mutated) = routes.post("/mutate", POD_CREATE).await;
+    let mut review: Value = serde_json::from_str(POD_CREATE).unwrap();
+    json_patch::patch(&mut review["request"]["object"], &decode_patch(&mutated)).unwrap();
+    let (status, admitted) = routes.post("/validate", review.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{admitted}");
+    assert_eq!(admitted["response"]["allowed"], json!(true), "{admitted}");
+    assert!(admitted["response"].get("patch").is_none(), "{admitted}");
+    assert!(admitted["response"].get("warnings").is_none(), "{admitted}");
+
+    let metrics = routes.metrics().await;
+    for line in [
+        r#"landgate_admission_reviews_total{webhook="validate",outcome="rejected"} 1"#,
+        r#"landgate_admission_reviews_total{webhook="validate",outcome="skipped"} 1"#,
+        r#"landgate_refusals_total{webhook="validate",reason="not-wrapped"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
+    let log = log.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"refusal\":\"not-wrapped\""))
+        .unwrap_or_else(|| panic!("a log line for the refusal in:\n{log}"));
+    let entry: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(entry["webhook"], "/validate");
+    assert!(
+        entry["reason"].as_str().unwrap().contains("is not wrapped"),
+        "{entry}"
+    );
 }

@@ -140,6 +140,9 @@ fn profiles_from(floor: Profile) -> Vec<Profile> {
 pub enum Origin {
     /// A pod annotation (the full key, container suffix included).
     Pod(String),
+    /// A pod label: only `landgate.dev/inject=false`, the opt-out that the
+    /// mutating webhook's objectSelector also honours.
+    PodLabel(&'static str),
     /// An annotation on the pod's namespace.
     Namespace { namespace: String, key: String },
     /// A webhook flag.
@@ -150,6 +153,7 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Pod(key) => write!(f, "pod annotation {key}"),
+            Origin::PodLabel(key) => write!(f, "pod label {key}"),
             Origin::Namespace { namespace, key } => {
                 write!(f, "annotation {key} on namespace {namespace}")
             }
@@ -234,7 +238,7 @@ pub enum FloorError {
         wins: String,
     },
     #[error(
-        "{pod} = \"false\" opts the pod out of landgate, but namespace {namespace} does not allow opt-outs ({forbids}; only \"true\" allows them), so the pod is refused rather than admitted unwrapped. Remove the pod annotation to have the pod sandboxed, or have the namespace's owner annotate namespace {namespace} with {ALLOW_OPT_OUT}: \"true\""
+        "{pod} = \"false\" opts the pod out of landgate, but namespace {namespace} does not allow opt-outs ({forbids}; only \"true\" allows them), so the pod is refused rather than admitted unwrapped. Remove it from the pod to have the pod sandboxed, or have the namespace's owner annotate namespace {namespace} with {ALLOW_OPT_OUT}: \"true\""
     )]
     OptOut {
         pod: Origin,
@@ -242,6 +246,23 @@ pub enum FloorError {
         /// The namespace annotation that forbids it, absent or `"false"`.
         forbids: String,
     },
+}
+
+impl AnnotationError {
+    /// The refusal's metrics label ([`crate::MutateError::reason`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Floor(floor) => match **floor {
+                FloorError::OptOut { .. } => "opt-out-forbidden",
+                FloorError::Loosened { .. } | FloorError::PodPaths { .. } => "namespace-floor",
+            },
+            Self::NamespaceOnly { .. } => "namespace-floor",
+            Self::InvalidValue { .. }
+            | Self::UnknownKey { .. }
+            | Self::UnknownContainer { .. }
+            | Self::NotPerContainer { .. } => "invalid-annotation",
+        }
+    }
 }
 
 impl From<FloorError> for AnnotationError {
@@ -395,6 +416,29 @@ impl Annotations {
         }
         parsed.check_floors(namespace)?;
         Ok(parsed)
+    }
+
+    /// Adds the pod's opt-out LABEL (`landgate.dev/inject=false`), under the
+    /// same namespace rule as the annotation. The mutating webhook's
+    /// objectSelector skips such a pod without calling landgate; the
+    /// validating webhook has no objectSelector and judges it here. An
+    /// opt-out annotation on the pod takes precedence (it says the same or
+    /// more).
+    pub fn with_opt_out_label(
+        mut self,
+        labels: Option<&BTreeMap<String, String>>,
+        namespace: &str,
+    ) -> Result<Self, AnnotationError> {
+        let labelled = labels
+            .and_then(|l| l.get(INJECT))
+            .is_some_and(|v| v == "false");
+        if !labelled || self.pod.contains_key(&(Key::Inject, None)) {
+            return Ok(self);
+        }
+        let (setting, origin) = (Setting::Inject(false), Origin::PodLabel(INJECT));
+        self.check_opt_out(&setting, &origin, namespace)?;
+        self.pod.insert((Key::Inject, None), (setting, origin));
+        Ok(self)
     }
 
     /// Refuses every pod annotation that would loosen what the namespace

@@ -316,7 +316,7 @@ fn opt_out_is_refused_unless_the_namespace_allows_it(
     assert_eq!(
         refused(namespace, &[(INJECT, "false")]),
         format!(
-            "pod shop/web: pod annotation landgate.dev/inject = \"false\" opts the pod out of landgate, but namespace shop does not allow opt-outs ({forbids}; only \"true\" allows them), so the pod is refused rather than admitted unwrapped. Remove the pod annotation to have the pod sandboxed, or have the namespace's owner annotate namespace shop with landgate.dev/allow-opt-out: \"true\""
+            "pod shop/web: pod annotation landgate.dev/inject = \"false\" opts the pod out of landgate, but namespace shop does not allow opt-outs ({forbids}; only \"true\" allows them), so the pod is refused rather than admitted unwrapped. Remove it from the pod to have the pod sandboxed, or have the namespace's owner annotate namespace shop with landgate.dev/allow-opt-out: \"true\""
         )
     );
 }

@@ -5,6 +5,7 @@ mod escapes;
 mod floors;
 mod images;
 mod mutate;
+mod validate;
 
 use std::collections::BTreeMap;
 

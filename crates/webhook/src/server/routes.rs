@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::admission;
+use crate::admission::{self, Webhook};
 use crate::images::ImageLookups;
 use crate::metrics::{self, Metrics};
 use crate::preview::{self, OutputFormat, PreviewError};
@@ -57,6 +57,7 @@ impl AppState {
 pub fn admission_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
         .route("/preview", post(preview_handler))
         .fallback(not_found)
         // A bug must cost one request a 500, not the connection (and with
@@ -122,21 +123,38 @@ pub fn admin_router(readiness: Readiness, registry: Arc<Registry>) -> Router {
 // === handlers ===
 
 async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+    admission_review(&state, Webhook::Mutating, request).await
+}
+
+async fn validate(State(state): State<AppState>, request: Request) -> Response {
+    admission_review(&state, Webhook::Validating, request).await
+}
+
+async fn admission_review(state: &AppState, webhook: Webhook, request: Request) -> Response {
     let started = Instant::now();
     let body = match read_body(request, state.max_body_bytes).await {
         Ok(body) => body,
         Err(refusal) => {
-            state.metrics.bad_request("/mutate", refusal.0.as_u16());
+            state
+                .metrics
+                .bad_request(webhook.path(), refusal.0.as_u16());
             return refusal.into_response();
         }
     };
-    answer_review(&state, &body, started).await
+    answer_review(state, webhook, &body, started).await
 }
 
 /// The review of one AdmissionReview body and all that follows from it: the
 /// metrics, the summary log line, the answer. `started` is when the request
 /// reached the handler, so that the duration includes reading the body.
-async fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Response {
+/// Both webhooks look the images of a created pod up (the validating one
+/// judges the pod by the same rules, and mostly hits the cache).
+async fn answer_review(
+    state: &AppState,
+    webhook: Webhook,
+    body: &[u8],
+    started: Instant,
+) -> Response {
     let lookup = state.namespace_annotations.clone();
     let reviewed = match admission::parse(body) {
         Ok(parsed) => {
@@ -152,7 +170,7 @@ async fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Respo
                 }
                 _ => Default::default(),
             };
-            Ok(parsed.answer(&state.settings, &*lookup, &images))
+            Ok(parsed.answer(webhook, &state.settings, &*lookup, &images))
         }
         Err(bad) => Err(bad),
     };
@@ -160,9 +178,14 @@ async fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Respo
         Ok(reviewed) => {
             let body = reviewed.body();
             let elapsed = started.elapsed();
-            state.metrics.review(&reviewed.outcome, elapsed);
+            state.metrics.review(webhook, &reviewed.outcome, elapsed);
             let response = &reviewed.response;
+            let refusal = match &reviewed.outcome {
+                landgate_engine::Outcome::Refused { reason, .. } => reason,
+                _ => "",
+            };
             tracing::info!(
+                webhook = webhook.path(),
                 uid = %reviewed.uid,
                 namespace = %reviewed.namespace,
                 name = %reviewed.name,
@@ -171,6 +194,7 @@ async fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Respo
                 dry_run = reviewed.dry_run,
                 patch_bytes = response.patch.as_ref().map_or(0, Vec::len),
                 warnings = response.warnings.as_ref().map_or(0, Vec::len),
+                refusal,
                 reason = reviewed.outcome.reason().unwrap_or(""),
                 duration_us = elapsed.as_micros() as u64,
                 "admission review"
@@ -178,7 +202,7 @@ async fn answer_review(state: &AppState, body: &[u8], started: Instant) -> Respo
             json_response(StatusCode::OK, body)
         }
         Err(bad) => {
-            state.metrics.bad_request("/mutate", 400);
+            state.metrics.bad_request(webhook.path(), 400);
             tracing::warn!(error = %bad, "unreadable admission review");
             error_response(StatusCode::BAD_REQUEST, bad.to_string())
         }
@@ -270,7 +294,7 @@ async fn not_found(request: Request) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         format!(
-            "no route for {} {}: landgate serves POST /mutate and POST /preview",
+            "no route for {} {}: landgate serves POST /mutate, POST /validate and POST /preview",
             request.method(),
             request.uri().path()
         ),

@@ -104,7 +104,10 @@ pub fn admission_review(body: &[u8]) -> Checked {
     let allowed = response["allowed"]
         .as_bool()
         .ok_or_else(|| format!("`allowed` is not a bool: {}", response["allowed"]))?;
-    let expected = !matches!(reviewed.outcome, Outcome::Refused(_) | Outcome::Failed(_));
+    let expected = !matches!(
+        reviewed.outcome,
+        Outcome::Refused { .. } | Outcome::Failed(_)
+    );
     ensure(allowed == expected, || {
         format!("outcome {:?} but allowed = {allowed}", reviewed.outcome)
     })?;

@@ -1,0 +1,264 @@
+//! The validating webhook's judgement (issue 11): a pod as it will be
+//! stored, after every mutating webhook, is admitted only if landgate's
+//! mutating pass would leave it alone, or would only record why it runs
+//! unwrapped. Each case starts from what the real engine stored, then
+//! changes it as a later mutating webhook, or a skipped mutating call,
+//! would.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+use crate::derive::{ALLOW_OPT_OUT, INJECT, STATUS};
+use crate::mutate::*;
+use crate::settings::Settings;
+use crate::validate::{CHANGED, NOT_WRAPPED, validate_pod};
+
+fn pod(value: Value) -> Pod {
+    serde_json::from_value(value).unwrap()
+}
+
+fn shop() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+            "containers": [
+                {"name": "web", "image": "nginx:1.27", "command": ["nginx"],
+                 "ports": [{"containerPort": 8080}]},
+                {"name": "side", "image": "envoy:1.31", "command": ["envoy"]}
+            ]
+        }
+    })
+}
+
+fn context<'a>(annotations: &'a BTreeMap<String, String>) -> PodContext<'a> {
+    PodContext {
+        namespace: "shop",
+        namespace_annotations: annotations,
+        images: NO_IMAGES,
+    }
+}
+
+/// `input` as landgate's mutating webhook stores it.
+fn stored(input: Value, namespace: &BTreeMap<String, String>) -> Value {
+    let input = pod(input);
+    let mutation = mutate_pod(&Settings::default(), context(namespace), &input).unwrap();
+    serde_json::to_value(crate::patch::apply(&input, &mutation.patch).unwrap()).unwrap()
+}
+
+fn validate(pod_value: &Value, namespace: &BTreeMap<String, String>) -> Outcome {
+    validate_pod(
+        &Settings::default(),
+        context(namespace),
+        &pod(pod_value.clone()),
+    )
+}
+
+fn refusal(outcome: Outcome, reason: &str, parts: &[&str]) {
+    let Outcome::Refused {
+        reason: found,
+        message,
+    } = outcome
+    else {
+        panic!("expected a refusal ({reason}), got {outcome:?}");
+    };
+    assert_eq!(found, reason, "{message}");
+    for part in parts {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+}
+
+fn no_namespace_annotations() -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
+
+#[test]
+fn a_pod_stored_wrapped_is_admitted() {
+    let namespace = no_namespace_annotations();
+    let stored = stored(shop(), &namespace);
+    assert_eq!(validate(&stored, &namespace), Outcome::AlreadyWrapped);
+}
+
+/// The mutating call failed under failurePolicy: Ignore (or was never
+/// made): the pod arrives as the user wrote it.
+#[test]
+fn a_pod_the_mutating_webhook_never_saw_is_refused() {
+    let namespace = no_namespace_annotations();
+    refusal(
+        validate(&shop(), &namespace),
+        NOT_WRAPPED,
+        &[
+            "pod shop/web is not wrapped",
+            "carries no landgate.dev/status",
+            "failurePolicy: Ignore",
+            "container \"web\" (spec.containers[0])",
+        ],
+    );
+}
+
+/// A status is user-writable: one that claims the pod was skipped does not
+/// make it so.
+#[test]
+fn a_forged_skipped_status_is_refused() {
+    let namespace = no_namespace_annotations();
+    let mut forged = shop();
+    forged["metadata"]["annotations"] = json!({STATUS: "{\"version\":1,\"skipped\":\"trust me\"}"});
+    refusal(
+        validate(&forged, &namespace),
+        NOT_WRAPPED,
+        &["says it was admitted unwrapped (trust me)"],
+    );
+}
+
+#[test]
+fn an_opt_out_the_namespace_allows_is_admitted_with_or_without_a_status() {
+    let namespace: BTreeMap<String, String> =
+        [(ALLOW_OPT_OUT.to_owned(), "true".to_owned())].into();
+    let mut opted_out = shop();
+    opted_out["metadata"]["annotations"] = json!({INJECT: "false"});
+    // The mutating call was skipped: no status at all.
+    assert!(matches!(
+        validate(&opted_out, &namespace),
+        Outcome::Skipped(_)
+    ));
+    // The mutating webhook recorded the skip.
+    let stored = stored(opted_out, &namespace);
+    assert!(stored["metadata"]["annotations"][STATUS].is_string());
+    assert!(matches!(validate(&stored, &namespace), Outcome::Skipped(_)));
+}
+
+/// The label opt-out skips the mutating webhook entirely (objectSelector);
+/// the validating webhook has no objectSelector, so the namespace's rule
+/// still holds.
+#[test]
+fn an_opt_out_the_namespace_does_not_allow_is_refused() {
+    let namespace = no_namespace_annotations();
+    let mut opted_out = shop();
+    opted_out["metadata"]["labels"] = json!({INJECT: "false"});
+    refusal(
+        validate(&opted_out, &namespace),
+        "opt-out-forbidden",
+        &["pod label landgate.dev/inject = \"false\"", ALLOW_OPT_OUT],
+    );
+}
+
+#[test]
+fn an_opt_out_label_the_namespace_allows_is_admitted() {
+    let namespace: BTreeMap<String, String> =
+        [(ALLOW_OPT_OUT.to_owned(), "true".to_owned())].into();
+    let mut opted_out = shop();
+    opted_out["metadata"]["labels"] = json!({INJECT: "false"});
+    let outcome = validate(&opted_out, &namespace);
+    assert!(
+        matches!(&outcome, Outcome::Skipped(why) if why.contains("pod label landgate.dev/inject")),
+        "{outcome:?}"
+    );
+    // Any other value of the label is not an opt-out.
+    opted_out["metadata"]["labels"] = json!({INJECT: "no"});
+    refusal(validate(&opted_out, &namespace), NOT_WRAPPED, &[]);
+}
+
+#[test]
+fn a_command_changed_after_wrapping_is_refused_naming_the_container() {
+    let namespace = no_namespace_annotations();
+    let mut changed = stored(shop(), &namespace);
+    changed["spec"]["containers"][1]["command"] = json!(["envoy", "--unsandboxed"]);
+    refusal(
+        validate(&changed, &namespace),
+        "tampered",
+        &["container \"side\" (spec.containers[1])", "command"],
+    );
+}
+
+#[test]
+fn a_container_added_after_wrapping_is_refused_as_unwrapped() {
+    let namespace = no_namespace_annotations();
+    let mut changed = stored(shop(), &namespace);
+    changed["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "mesh", "image": "proxy:1", "command": ["proxy"]}));
+    refusal(
+        validate(&changed, &namespace),
+        CHANGED,
+        &[
+            "was changed after landgate wrapped it",
+            "container \"mesh\" (spec.containers[2]) is not wrapped",
+            "order it before landgate",
+        ],
+    );
+}
+
+/// A writable mount added to a wrapped container changes the policy it
+/// should have: LANDGATE_POLICY is no longer what landgate derives.
+#[test]
+fn a_mount_added_after_wrapping_is_refused_naming_the_policy() {
+    let namespace = no_namespace_annotations();
+    let mut changed = stored(shop(), &namespace);
+    changed["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "cache", "mountPath": "/srv/cache"}));
+    refusal(
+        validate(&changed, &namespace),
+        CHANGED,
+        &["container \"web\" (spec.containers[0]): env LANDGATE_POLICY"],
+    );
+}
+
+#[test]
+fn landgate_init_changed_after_wrapping_is_refused() {
+    let namespace = no_namespace_annotations();
+    let mut changed = stored(shop(), &namespace);
+    changed["spec"]["initContainers"][0]["image"] = json!("attacker/launcher:1");
+    refusal(
+        validate(&changed, &namespace),
+        CHANGED,
+        &["spec.initContainers[0]"],
+    );
+}
+
+#[test]
+fn a_wrapped_pod_that_would_now_be_skipped_is_refused() {
+    let namespace = no_namespace_annotations();
+    let mut changed = stored(shop(), &namespace);
+    // A later webhook adds a container whose entrypoint is unknown: landgate
+    // would unwrap the whole pod rather than half-wrap it.
+    changed["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "mesh", "image": "proxy:1"}));
+    refusal(
+        validate(&changed, &namespace),
+        CHANGED,
+        &["landgate would now admit it only unwrapped", "\"mesh\""],
+    );
+}
+
+/// A pod landgate admits unwrapped (unknown entrypoint, best-effort) as the
+/// mutating webhook stored it.
+#[test]
+fn a_pod_stored_skipped_is_admitted() {
+    let namespace = no_namespace_annotations();
+    let mut input = shop();
+    input["spec"]["containers"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("command");
+    let stored = stored(input, &namespace);
+    assert!(matches!(validate(&stored, &namespace), Outcome::Skipped(_)));
+}
+
+#[test]
+fn excluded_namespaces_are_admitted() {
+    let namespace = no_namespace_annotations();
+    let settings = Settings {
+        excluded_namespaces: vec!["shop".to_owned()],
+        ..Settings::default()
+    };
+    let outcome = validate_pod(&settings, context(&namespace), &pod(shop()));
+    assert!(matches!(outcome, Outcome::Skipped(_)), "{outcome:?}");
+}
