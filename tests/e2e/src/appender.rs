@@ -1,7 +1,13 @@
-//! A second, test-only mutating webhook that appends a container to every pod
-//! it sees (once). Registered so that the API server calls it after landgate:
-//! landgate's `reinvocationPolicy: IfNeeded` must then wrap the new container
-//! without wrapping the first one twice.
+//! A second, test-only mutating webhook, with two jobs by path:
+//! - `/append` appends a container to every pod it sees (once). Registered
+//!   so that the API server calls it after landgate: landgate's
+//!   `reinvocationPolicy: IfNeeded` must then wrap the new container without
+//!   wrapping the first one twice.
+//! - `/unwrap` takes the launcher off the command of the first container
+//!   that runs through it (what a careless or hostile mutating webhook could
+//!   do after landgate). Registered before landgate with `IfNeeded`, it is
+//!   reinvoked after landgate wrapped the pod, and landgate is not reinvoked
+//!   after it: only the validating webhook can catch the change.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -85,6 +91,10 @@ impl Appender {
         format!("https://127.0.0.1:{}/append", self.port)
     }
 
+    pub fn unwrap_url(&self) -> String {
+        format!("https://127.0.0.1:{}/unwrap", self.port)
+    }
+
     /// How many reviews it answered.
     pub fn reviews(&self) -> usize {
         self.reviews.load(Ordering::SeqCst)
@@ -98,12 +108,18 @@ impl Drop for Appender {
 }
 
 async fn handle(request: Request<Incoming>, counter: &AtomicUsize) -> Response<Full<Bytes>> {
+    let unwrap = request.uri().path() == "/unwrap";
     let body = match request.into_body().collect().await {
         Ok(body) => body.to_bytes(),
         Err(err) => return respond(StatusCode::BAD_REQUEST, err.to_string().into_bytes()),
     };
     counter.fetch_add(1, Ordering::SeqCst);
-    match append_container(&body) {
+    let answer = if unwrap {
+        unwrap_launcher(&body)
+    } else {
+        append_container(&body)
+    };
+    match answer {
         Ok(review) => respond(StatusCode::OK, review),
         Err(err) => respond(StatusCode::BAD_REQUEST, format!("{err:#}").into_bytes()),
     }
@@ -121,24 +137,62 @@ fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
 
 /// The review answer: a patch appending [`APPENDED`] unless it is there.
 pub fn append_container(body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    answer(body, |pod| {
+        let present = pod["spec"]["containers"]
+            .as_array()
+            .is_some_and(|containers| containers.iter().any(|c| c["name"] == APPENDED));
+        (!present).then(|| {
+            json!([{
+                "op": "add",
+                "path": "/spec/containers/-",
+                "value": {"name": APPENDED, "image": "busybox:1.36", "command": appended_command()},
+            }])
+        })
+    })
+}
+
+/// The launcher's prefix, as the contract writes it (declared here, not
+/// imported: the end-to-end oracle does not share the implementation's
+/// constants).
+const LAUNCHER_PREFIX: [&str; 3] = ["/landgate/landgate", "exec", "--"];
+
+/// The review answer: a patch replacing the command of the first app
+/// container that runs through the launcher with the command without it.
+pub fn unwrap_launcher(body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    answer(body, |pod| {
+        let containers = pod["spec"]["containers"].as_array()?;
+        containers.iter().enumerate().find_map(|(i, c)| {
+            let command: Vec<&str> = c["command"]
+                .as_array()?
+                .iter()
+                .map(|word| word.as_str())
+                .collect::<Option<_>>()?;
+            let rest = command.strip_prefix(LAUNCHER_PREFIX.as_slice())?;
+            Some(json!([{
+                "op": "replace",
+                "path": format!("/spec/containers/{i}/command"),
+                "value": rest,
+            }]))
+        })
+    })
+}
+
+/// An AdmissionReview answer with the patch `patch` gives for the object
+/// (none: admitted unchanged).
+fn answer(
+    body: &[u8],
+    patch: impl FnOnce(&serde_json::Value) -> Option<serde_json::Value>,
+) -> anyhow::Result<Vec<u8>> {
     let review: AdmissionReview<DynamicObject> =
         serde_json::from_slice(body).context("parsing the AdmissionReview")?;
     let request: AdmissionRequest<DynamicObject> = review
         .try_into()
         .context("the AdmissionReview has no request")?;
     let mut response = AdmissionResponse::from(&request);
-    let present = request
-        .object
-        .as_ref()
-        .and_then(|pod| pod.data["spec"]["containers"].as_array())
-        .is_some_and(|containers| containers.iter().any(|c| c["name"] == APPENDED));
-    if request.object.is_some() && !present {
-        let patch: json_patch::Patch = serde_json::from_value(json!([{
-            "op": "add",
-            "path": "/spec/containers/-",
-            "value": {"name": APPENDED, "image": "busybox:1.36", "command": appended_command()},
-        }]))?;
-        response = response.with_patch(patch)?;
+    if let Some(pod) = request.object.as_ref()
+        && let Some(patch) = patch(&pod.data)
+    {
+        response = response.with_patch(serde_json::from_value(patch)?)?;
     }
     // kube-core models the patch as bytes, which serde writes as an array
     // of numbers; the API (Go's []byte) specifies a base64 string.
@@ -197,5 +251,28 @@ mod tests {
         )
         .unwrap();
         assert!(again["response"].get("patch").is_none(), "{again}");
+    }
+
+    #[test]
+    fn unwraps_the_first_wrapped_container() {
+        let wrapped = json!([
+            {"name": "a", "command": ["sleep", "1"]},
+            {"name": "b", "command": ["/landgate/landgate", "exec", "--", "sleep", "2"]},
+        ]);
+        let answer: serde_json::Value =
+            serde_json::from_slice(&unwrap_launcher(&review(wrapped)).unwrap()).unwrap();
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(answer["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
+        assert_eq!(
+            patch,
+            json!([{"op": "replace", "path": "/spec/containers/1/command", "value": ["sleep", "2"]}])
+        );
+        let plain: serde_json::Value = serde_json::from_slice(
+            &unwrap_launcher(&review(json!([{"name": "a", "command": ["sleep", "1"]}]))).unwrap(),
+        )
+        .unwrap();
+        assert!(plain["response"].get("patch").is_none(), "{plain}");
     }
 }

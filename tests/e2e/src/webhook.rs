@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, WebhookClientConfig,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use serde_json::{Value, json};
 
@@ -195,9 +195,14 @@ impl WebhookProcess {
         }
     }
 
-    /// `clientConfig.url` for this instance.
+    /// `clientConfig.url` for this instance's mutating webhook.
     pub fn mutate_url(&self) -> String {
         format!("https://127.0.0.1:{}/mutate", self.port)
+    }
+
+    /// `clientConfig.url` for this instance's validating webhook.
+    pub fn validate_url(&self) -> String {
+        format!("https://127.0.0.1:{}/validate", self.port)
     }
 
     /// SIGTERM (the graceful path), then wait for the exit.
@@ -261,39 +266,71 @@ pub fn landgate_configuration(
     url: &str,
     ca_pem: &[u8],
 ) -> anyhow::Result<MutatingWebhookConfiguration> {
-    let mut value = match manifest_configuration()? {
+    let value = match manifest_configuration("MutatingWebhookConfiguration")? {
         Some(value) => value,
         None => fallback_configuration(),
     };
-    // The manifest's clientConfig names a Service and carries a placeholder
-    // bundle that need not even be base64: drop it before typed parsing.
-    if let Some(webhooks) = value.get_mut("webhooks").and_then(Value::as_array_mut) {
-        for webhook in webhooks {
-            if let Some(object) = webhook.as_object_mut() {
-                object.remove("clientConfig");
-                object.insert("clientConfig".into(), json!({}));
-            }
-        }
-    }
     let mut configuration: MutatingWebhookConfiguration =
-        serde_json::from_value(value).context("parsing the MutatingWebhookConfiguration")?;
-    configuration.metadata = kube::api::ObjectMeta {
-        name: Some(name.to_owned()),
-        ..Default::default()
-    };
+        serde_json::from_value(without_client_config(value))
+            .context("parsing the MutatingWebhookConfiguration")?;
+    configuration.metadata = named(name);
     for webhook in configuration.webhooks.iter_mut().flatten() {
-        webhook.client_config = WebhookClientConfig {
-            url: Some(url.to_owned()),
-            ca_bundle: Some(ByteString(ca_pem.to_vec())),
-            service: None,
-        };
+        webhook.client_config = client_config(url, ca_pem);
     }
     Ok(configuration)
 }
 
-/// The first `MutatingWebhookConfiguration` document under `manifests/`
-/// (the plain variant preferred over the cert-manager one), if any.
-fn manifest_configuration() -> anyhow::Result<Option<Value>> {
+/// The landgate `ValidatingWebhookConfiguration` from `manifests/`, like
+/// [`landgate_configuration`]. There is no fallback: the validating webhook
+/// exists only with its manifest.
+pub fn landgate_validating_configuration(
+    name: &str,
+    url: &str,
+    ca_pem: &[u8],
+) -> anyhow::Result<ValidatingWebhookConfiguration> {
+    let value = manifest_configuration("ValidatingWebhookConfiguration")?
+        .context("no ValidatingWebhookConfiguration under manifests/")?;
+    let mut configuration: ValidatingWebhookConfiguration =
+        serde_json::from_value(without_client_config(value))
+            .context("parsing the ValidatingWebhookConfiguration")?;
+    configuration.metadata = named(name);
+    for webhook in configuration.webhooks.iter_mut().flatten() {
+        webhook.client_config = client_config(url, ca_pem);
+    }
+    Ok(configuration)
+}
+
+/// The manifest's clientConfig names a Service and carries a placeholder
+/// bundle that need not even be base64: dropped before typed parsing.
+fn without_client_config(mut value: Value) -> Value {
+    if let Some(webhooks) = value.get_mut("webhooks").and_then(Value::as_array_mut) {
+        for webhook in webhooks {
+            if let Some(object) = webhook.as_object_mut() {
+                object.insert("clientConfig".into(), json!({}));
+            }
+        }
+    }
+    value
+}
+
+fn named(name: &str) -> kube::api::ObjectMeta {
+    kube::api::ObjectMeta {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn client_config(url: &str, ca_pem: &[u8]) -> WebhookClientConfig {
+    WebhookClientConfig {
+        url: Some(url.to_owned()),
+        ca_bundle: Some(ByteString(ca_pem.to_vec())),
+        service: None,
+    }
+}
+
+/// The first document of `kind` under `manifests/` (the plain variant
+/// preferred over the cert-manager one), if any.
+fn manifest_configuration(kind: &str) -> anyhow::Result<Option<Value>> {
     let mut files = Vec::new();
     collect_yaml(&repo_root().join("manifests"), &mut files)?;
     files.sort_by_key(|path| {
@@ -308,7 +345,7 @@ fn manifest_configuration() -> anyhow::Result<Option<Value>> {
             let Ok(value) = <Value as serde::Deserialize>::deserialize(document) else {
                 continue;
             };
-            if value.get("kind").and_then(Value::as_str) == Some("MutatingWebhookConfiguration") {
+            if value.get("kind").and_then(Value::as_str) == Some(kind) {
                 return Ok(Some(value));
             }
         }
@@ -371,7 +408,7 @@ fn fallback_configuration() -> Value {
 
 /// Whether the landgate configuration came from `manifests/` (for the log).
 pub fn configuration_source() -> &'static str {
-    match manifest_configuration() {
+    match manifest_configuration("MutatingWebhookConfiguration") {
         Ok(Some(_)) => "manifests/",
         _ => "the inline fallback (no MutatingWebhookConfiguration in manifests/ yet)",
     }

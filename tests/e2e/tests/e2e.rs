@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -24,7 +26,9 @@ use landgate_e2e::cluster::ControlPlane;
 use landgate_e2e::pki::WebhookPki;
 use landgate_e2e::pods::{self, INJECT_LABEL, check_untouched, check_wrapped};
 use landgate_e2e::registry::{ImageSpec, TestRegistry};
-use landgate_e2e::webhook::{self, WebhookProcess, landgate_configuration, wait_until};
+use landgate_e2e::webhook::{
+    self, WebhookProcess, landgate_configuration, landgate_validating_configuration, wait_until,
+};
 use serde_json::json;
 
 /// Name of the main configuration (sorts before the appender's, so that the
@@ -123,11 +127,51 @@ async fn start_landgate(
         .create(&PostParams::default(), &configuration)
         .await
         .context("registering the landgate MutatingWebhookConfiguration")?;
+    let validating = landgate_validating_configuration(
+        LANDGATE_CONFIGURATION,
+        &webhook.validate_url(),
+        &pki.ca_pem()?,
+    )?;
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &validating)
+        .await
+        .context("registering the landgate ValidatingWebhookConfiguration")?;
     let probe = cluster
         .namespace(&client, "e2e-probe", &[INJECT_LABEL])
         .await?;
     wait_until_called(&client, &probe).await?;
+    wait_until_validating(&client, &probe).await?;
     Ok((client, pki, webhook))
+}
+
+/// Dry-run creates of a pod with the opt-out label until landgate's
+/// validating webhook refuses it: the label skips the mutating webhook
+/// (objectSelector), and `namespace` does not allow opt-outs.
+async fn wait_until_validating(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut probe = pods::simple_pod("validation-probe");
+    probe.metadata.labels = Some([(INJECT_LABEL.0.to_owned(), "false".to_owned())].into());
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    wait_until(
+        &format!("the API server to call landgate's validating webhook in {namespace}"),
+        || async {
+            match api.create(&dry_run, &probe).await {
+                Ok(_) => Ok(None),
+                Err(kube::Error::Api(status))
+                    if status
+                        .message
+                        .contains("admission webhook \"pods.validate.landgate.dev\" denied") =>
+                {
+                    Ok(Some(()))
+                }
+                Err(err) => Err(err.into()),
+            }
+        },
+    )
+    .await
 }
 
 /// Dry-run creates of a probe pod until the API server calls landgate: the
@@ -359,11 +403,22 @@ fn opted_out_pod_is_stored_unchanged() {
         let api = env.pods(&namespace);
         let mut pod = pods::sample_pod("opted-out");
         annotate(&mut pod, pods::OPT_OUT_ANNOTATION, "false");
+        // The label opts out too: it skips the mutating webhook
+        // (objectSelector), and the validating one judges it.
+        let mut labelled = pods::sample_pod("opted-out-by-label");
+        labelled.metadata.labels = Some([(INJECT_LABEL.0.to_owned(), "false".to_owned())].into());
         // Refused until the namespace allows opting out.
         let refusal = refusal_of(api.create(&DRY_RUN, &pod).await)?;
         ensure!(
             refusal.contains("landgate.dev/allow-opt-out"),
             "the refusal does not name the namespace annotation: {refusal}"
+        );
+        let refusal = refusal_of(api.create(&DRY_RUN, &labelled).await)?;
+        ensure!(
+            refusal.contains("pods.validate.landgate.dev")
+                && refusal.contains("pod label landgate.dev/inject")
+                && refusal.contains("landgate.dev/allow-opt-out"),
+            "the validating webhook's refusal does not name the label and the namespace annotation: {refusal}"
         );
         // Allowed once it does, without restarting the webhook.
         annotate_namespace(
@@ -377,7 +432,9 @@ fn opted_out_pod_is_stored_unchanged() {
         })
         .await?;
         create(&api, &pod).await?;
-        check_untouched(&pod, &api.get("opted-out").await?)
+        check_untouched(&pod, &api.get("opted-out").await?)?;
+        create(&api, &labelled).await?;
+        check_untouched(&labelled, &api.get("opted-out-by-label").await?)
     });
 }
 
@@ -458,6 +515,27 @@ async fn annotate_namespace(
 }
 
 /// The API server's message for a create the webhook refused.
+/// Dry-run creates of `pod` until the API server refuses it with a message
+/// containing `needle` (webhook configurations take effect eventually); the
+/// message.
+async fn refusal_by(api: &Api<Pod>, pod: &Pod, needle: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = match api.create(&DRY_RUN, pod).await {
+            Ok(_) => "admitted".to_owned(),
+            Err(kube::Error::Api(status)) if status.message.contains(needle) => {
+                return Ok(status.message);
+            }
+            Err(kube::Error::Api(status)) => status.message,
+            Err(err) => return Err(err.into()),
+        };
+        if Instant::now() > deadline {
+            bail!("no refusal containing {needle:?} within 30s; last answer: {answer}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn refusal_of(result: Result<Pod, kube::Error>) -> anyhow::Result<String> {
     match result {
         Ok(_) => bail!("the pod was admitted"),
@@ -618,6 +696,109 @@ fn failure_policy_fail_refuses_and_ignore_admits_when_the_webhook_is_down() {
         .await?;
         create(&api, &admitted).await?;
         check_untouched(&admitted, &api.get("admitted").await?)?;
+
+        // The validating webhook (the main instance, up) behind the one that
+        // is down: what Ignore let through is refused, naming why.
+        let validating = Api::<ValidatingWebhookConfiguration>::all(env.client.clone());
+        let mut guard = landgate_validating_configuration(
+            NAME,
+            &env.webhook.validate_url(),
+            &env.pki.ca_pem()?,
+        )?;
+        for hook in guard.webhooks.iter_mut().flatten() {
+            hook.namespace_selector = Some(serde_json::from_value(
+                json!({"matchLabels": {LABEL.0: LABEL.1}}),
+            )?);
+        }
+        validating.create(&PostParams::default(), &guard).await?;
+        wait_until_validating(&env.client, &namespace).await?;
+        let unguarded = pods::simple_pod("unguarded");
+        let refusal = refusal_of(api.create(&PostParams::default(), &unguarded).await)?;
+        for part in [
+            "pods.validate.landgate.dev",
+            "is not wrapped but should be",
+            "carries no landgate.dev/status",
+            "container \"app\" (spec.containers[0])",
+        ] {
+            ensure!(
+                refusal.contains(part),
+                "{part:?} not in the refusal: {refusal}"
+            );
+        }
+        ensure!(
+            api.get_opt("unguarded").await?.is_none(),
+            "refused pod stored"
+        );
+        validating.delete(NAME, &DeleteParams::default()).await?;
+        configurations
+            .delete(NAME, &DeleteParams::default())
+            .await?;
+        Ok(())
+    });
+}
+
+/// A mutating webhook that changes a wrapped container after landgate: it
+/// is named before landgate, so the API server calls it first, and with
+/// `reinvocationPolicy: IfNeeded` calls it again after landgate wrapped the
+/// pod, without calling landgate again. Only validation sees the result.
+#[test]
+fn validation_refuses_a_pod_a_later_webhook_unwrapped() {
+    run(|env| async move {
+        const NAME: &str = "aa-landgate-e2e-unwrapper";
+        const LABEL: (&str, &str) = ("landgate-e2e/unwrapper", "on");
+        let namespace = env
+            .namespace("e2e-unwrapper", &[INJECT_LABEL, LABEL])
+            .await?;
+        let unwrapper = Appender::start(&env.pki.cert(), &env.pki.key()).await?;
+        let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": NAME},
+            "webhooks": [{
+                "name": "unwrap.e2e.landgate.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "IfNeeded",
+                "timeoutSeconds": 5,
+                "namespaceSelector": {"matchLabels": {LABEL.0: LABEL.1}},
+                "clientConfig": {
+                    "url": unwrapper.unwrap_url(),
+                    "caBundle": k8s_openapi::ByteString(env.pki.ca_pem()?),
+                },
+                "rules": [{
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                }],
+            }],
+        }))?;
+        let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
+        configurations
+            .create(&PostParams::default(), &configuration)
+            .await?;
+        let api = env.pods(&namespace);
+        let pod = pods::simple_pod("unwrapped-later");
+        let refusal = refusal_by(
+            &api,
+            &pod,
+            "admission webhook \"pods.validate.landgate.dev\" denied",
+        )
+        .await?;
+        for part in [
+            "pods.validate.landgate.dev",
+            "container \"app\" (spec.containers[0])",
+            "its command no longer starts with /landgate/landgate exec --",
+        ] {
+            ensure!(
+                refusal.contains(part),
+                "{part:?} not in the refusal: {refusal}"
+            );
+        }
+        ensure!(unwrapper.reviews() > 0, "the unwrapper was never called");
+        ensure!(
+            api.get_opt("unwrapped-later").await?.is_none(),
+            "a dry run stored the pod"
+        );
         configurations
             .delete(NAME, &DeleteParams::default())
             .await?;
@@ -1028,7 +1209,7 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             Err(kube::Error::Api(status))
                 if status
                     .message
-                    .contains("admission webhook \"pods.landgate.dev\" denied")
+                    .contains("admission webhook \"pods.validate.landgate.dev\" denied")
                     && status.message.contains(needle) =>
             {
                 Ok(())
@@ -1129,11 +1310,38 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             "sets label landgate.dev/inject=\"false\"",
         )?;
 
+        // 6. A wrapped container's image: its command, PATH and policy were
+        // built for the image landgate admitted (`kubectl set image`).
+        let app = stored
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].name.clone())
+            .unwrap_or_default();
+        let output = env
+            .kubectl(&[
+                "-n",
+                &namespace,
+                "set",
+                "image",
+                "pod/target",
+                &format!("{app}=busybox:1.37"),
+            ])
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            !output.status.success()
+                && stderr.contains("pods.validate.landgate.dev")
+                && stderr.contains(&format!("changes the image of container {app:?}")),
+            "kubectl set image on a wrapped container was not refused by landgate (exit {}); \
+             stderr:\n{stderr}",
+            output.status
+        );
+
         // Control: ordinary updates still pass, here as a whole-object
-        // PUT (an app container's image, a label).
+        // PUT (activeDeadlineSeconds, a label).
         let mut ordinary = api.get("target").await?;
         if let Some(spec) = ordinary.spec.as_mut() {
-            spec.containers[0].image = Some("busybox:1.37".into());
+            spec.active_deadline_seconds = Some(3600);
         }
         ordinary
             .metadata
@@ -1142,7 +1350,7 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             .insert("tier".into(), "front".into());
         api.replace("target", &PostParams::default(), &ordinary)
             .await
-            .context("an app image and label update of a wrapped pod")?;
+            .context("an activeDeadlineSeconds and label update of a wrapped pod")?;
 
         let after = api.get("target").await?;
         ensure!(
