@@ -737,18 +737,32 @@ fn failure_policy_fail_refuses_and_ignore_admits_when_the_webhook_is_down() {
     });
 }
 
-/// A mutating webhook that changes a wrapped container after landgate: it
-/// is named before landgate, so the API server calls it first, and with
-/// `reinvocationPolicy: IfNeeded` calls it again after landgate wrapped the
-/// pod, without calling landgate again. Only validation sees the result.
+/// A mutating webhook that changes a wrapped container after landgate's
+/// last call. With landgate's shipped `reinvocationPolicy: IfNeeded` the API
+/// server calls landgate again and its mutating pass refuses the change; an
+/// operator may register it with `Never`, as here (landgate's own mutating
+/// webhook, from its manifest, but `Never`), and then only validation, which
+/// runs after every mutation, sees it.
 #[test]
 fn validation_refuses_a_pod_a_later_webhook_unwrapped() {
     run(|env| async move {
-        const NAME: &str = "aa-landgate-e2e-unwrapper";
+        const LANDGATE: &str = "landgate-e2e-never";
+        const NAME: &str = "zz-landgate-e2e-unwrapper";
         const LABEL: (&str, &str) = ("landgate-e2e/unwrapper", "on");
-        let namespace = env
-            .namespace("e2e-unwrapper", &[INJECT_LABEL, LABEL])
-            .await?;
+        let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(json!({"matchLabels": {LABEL.0: LABEL.1}}))?;
+        let namespace = env.namespace("e2e-unwrapper", &[LABEL]).await?;
+        let ca = env.pki.ca_pem()?;
+        let mut landgate = landgate_configuration(LANDGATE, &env.webhook.mutate_url(), &ca)?;
+        for hook in landgate.webhooks.iter_mut().flatten() {
+            hook.namespace_selector = Some(selector.clone());
+            hook.reinvocation_policy = Some("Never".into());
+        }
+        let mut guard =
+            landgate_validating_configuration(LANDGATE, &env.webhook.validate_url(), &ca)?;
+        for hook in guard.webhooks.iter_mut().flatten() {
+            hook.namespace_selector = Some(selector.clone());
+        }
         let unwrapper = Appender::start(&env.pki.cert(), &env.pki.key()).await?;
         let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
             "metadata": {"name": NAME},
@@ -757,12 +771,12 @@ fn validation_refuses_a_pod_a_later_webhook_unwrapped() {
                 "admissionReviewVersions": ["v1"],
                 "sideEffects": "None",
                 "failurePolicy": "Fail",
-                "reinvocationPolicy": "IfNeeded",
+                "reinvocationPolicy": "Never",
                 "timeoutSeconds": 5,
                 "namespaceSelector": {"matchLabels": {LABEL.0: LABEL.1}},
                 "clientConfig": {
                     "url": unwrapper.unwrap_url(),
-                    "caBundle": k8s_openapi::ByteString(env.pki.ca_pem()?),
+                    "caBundle": k8s_openapi::ByteString(ca.clone()),
                 },
                 "rules": [{
                     "operations": ["CREATE"],
@@ -773,6 +787,11 @@ fn validation_refuses_a_pod_a_later_webhook_unwrapped() {
             }],
         }))?;
         let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
+        let validating = Api::<ValidatingWebhookConfiguration>::all(env.client.clone());
+        configurations
+            .create(&PostParams::default(), &landgate)
+            .await?;
+        validating.create(&PostParams::default(), &guard).await?;
         configurations
             .create(&PostParams::default(), &configuration)
             .await?;
@@ -801,6 +820,12 @@ fn validation_refuses_a_pod_a_later_webhook_unwrapped() {
         );
         configurations
             .delete(NAME, &DeleteParams::default())
+            .await?;
+        configurations
+            .delete(LANDGATE, &DeleteParams::default())
+            .await?;
+        validating
+            .delete(LANDGATE, &DeleteParams::default())
             .await?;
         Ok(())
     });
