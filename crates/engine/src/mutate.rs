@@ -15,7 +15,8 @@
 //!   prefixed the same way, `PATH=/landgate/bin:<PATH>` and
 //!   `LANDGATE_POLICY=<policy JSON>`, `LANDGATE_ACTIVE` set empty (an image
 //!   ENV must not pre-set the marker); user-supplied `LANDGATE_*` env removed;
-//! - the `landgate.dev/status` annotation ([`Status`]).
+//! - the `landgate.dev/status` annotation ([`Status`]) and the
+//!   `landgate.dev/profile` label that sums it up ([`PROFILE_LABEL`]).
 //!
 //! The phases, one file each: `read` (names, annotations and settings,
 //! resolved once), `reinvoke` (verifying a previous pass), `decide` (wrap,
@@ -41,7 +42,8 @@ pub use crate::inject::{
 pub use crate::outcome::Outcome;
 pub use crate::reinvoke::SERVICE_ACCOUNT_TOKEN_DIR;
 pub use crate::status::{
-    PathEdit, STATUS_VERSION, Status, WrappedContainer, container_hash, parse_status,
+    MIXED_PROFILES, NOT_SANDBOXED, PROFILE_LABEL, PathEdit, STATUS_VERSION, Status,
+    WrappedContainer, container_hash, parse_status,
 };
 pub use landgate_policy::argv::exec as wrap_command;
 pub use landgate_policy::layout::{

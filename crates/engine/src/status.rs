@@ -10,6 +10,17 @@ use crate::derive;
 use crate::patch::{Ops, ptr};
 use crate::read::Pass;
 
+/// The label that sums the status up for `kubectl get pods -L
+/// landgate.dev/profile`: the profile every wrapped container runs under,
+/// [`MIXED_PROFILES`] when they differ, [`NOT_SANDBOXED`] for a pod admitted
+/// unwrapped. Written by landgate like the status; the annotation of the
+/// same key is the setting, read from the pod and its namespace.
+pub const PROFILE_LABEL: &str = derive::PROFILE;
+/// [`PROFILE_LABEL`] of a pod whose containers run under different profiles.
+pub const MIXED_PROFILES: &str = "mixed";
+/// [`PROFILE_LABEL`] of a pod admitted unwrapped.
+pub const NOT_SANDBOXED: &str = "none";
+
 /// Version of the `landgate.dev/status` JSON.
 pub const STATUS_VERSION: u32 = 1;
 
@@ -111,6 +122,41 @@ impl Pass<'_> {
             );
         } else {
             ops.add(ptr(["metadata", "annotations", derive::STATUS], []), value);
+        }
+    }
+}
+
+impl Pass<'_> {
+    /// Writes [`PROFILE_LABEL`] unless it already says `value`.
+    pub(crate) fn set_profile_label(&self, ops: &mut Ops, value: &str) {
+        let labels = self.pod.metadata.labels.as_ref();
+        if labels
+            .and_then(|l| l.get(PROFILE_LABEL))
+            .map(String::as_str)
+            == Some(value)
+        {
+            return;
+        }
+        if labels.is_none_or(BTreeMap::is_empty) {
+            ops.add(
+                ptr(["metadata", "labels"], []),
+                serde_json::json!({ PROFILE_LABEL: value }),
+            );
+        } else {
+            ops.add(
+                ptr(["metadata", "labels", PROFILE_LABEL], []),
+                serde_json::Value::String(value.to_owned()),
+            );
+        }
+    }
+
+    /// The [`PROFILE_LABEL`] value of the wrapped pod.
+    pub(crate) fn profile_summary(&self) -> &'static str {
+        let mut profiles = self.views.iter().map(|v| v.settings.profile);
+        match profiles.next() {
+            Some(first) if profiles.all(|p| p == first) => first.as_str(),
+            Some(_) => MIXED_PROFILES,
+            None => NOT_SANDBOXED,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::mutate::Mutation;
 use crate::outcome::Outcome;
 use crate::patch::{Ops, With, at, ptr, remove_item, remove_items};
 use crate::read::Pass;
-use crate::status::{PathEdit, STATUS_VERSION, Status, WrappedContainer};
+use crate::status::{NOT_SANDBOXED, PathEdit, STATUS_VERSION, Status, WrappedContainer};
 
 impl Pass<'_> {
     /// Admits the pod unwrapped, recording why; on a pass after a wrapping
@@ -47,6 +47,7 @@ impl Pass<'_> {
             skipped: Some(reason.clone()),
         };
         self.set_status(&mut ops, &status);
+        self.set_profile_label(&mut ops, NOT_SANDBOXED);
         Mutation::new(ops, Outcome::Skipped(reason), BTreeMap::new(), warnings)
     }
 }

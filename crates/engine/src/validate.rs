@@ -21,7 +21,7 @@ use crate::derive;
 use crate::mutate::{INIT_CONTAINER_NAME, PodContext, mutate_pod, pod_label};
 use crate::outcome::Outcome;
 use crate::settings::Settings;
-use crate::status::parse_status;
+use crate::status::{PROFILE_LABEL, parse_status};
 
 /// The `reason` of a pod that should have been wrapped and is not.
 pub const NOT_WRAPPED: &str = "not-wrapped";
@@ -50,7 +50,7 @@ pub fn validate_pod(settings: &Settings, context: PodContext<'_>, pod: &Pod) -> 
     match (&mutation.outcome, recorded) {
         // Not wrapped, and landgate would not wrap it either: the only
         // change would be the record of why.
-        (Outcome::Skipped(_), None) if ops.iter().all(only_status) => mutation.outcome,
+        (Outcome::Skipped(_), None) if ops.iter().all(only_record) => mutation.outcome,
         (Outcome::Skipped(why), Some(_)) => Outcome::Refused {
             reason: CHANGED,
             message: format!(
@@ -103,18 +103,19 @@ fn missing_status(pod: &Pod) -> String {
     }
 }
 
-/// Whether an operation only writes the status annotation (or creates the
-/// annotations map holding only it).
-fn only_status(op: &PatchOperation) -> bool {
+/// Whether an operation only writes landgate's record: the status
+/// annotation or the profile label (or creates the map holding only it).
+fn only_record(op: &PatchOperation) -> bool {
     let tokens = tokens(op.path());
-    matches!(
-        tokens.as_slice(),
-        [metadata, annotations] if metadata == "metadata" && annotations == "annotations"
-    ) || matches!(
-        tokens.as_slice(),
-        [metadata, annotations, key]
-            if metadata == "metadata" && annotations == "annotations" && key == derive::STATUS
-    )
+    match tokens.as_slice() {
+        [metadata, map] => metadata == "metadata" && (map == "annotations" || map == "labels"),
+        [metadata, map, key] => {
+            metadata == "metadata"
+                && ((map == "annotations" && key == derive::STATUS)
+                    || (map == "labels" && key == PROFILE_LABEL))
+        }
+        _ => false,
+    }
 }
 
 fn tokens(path: &Pointer) -> Vec<String> {
@@ -190,7 +191,7 @@ fn first_container(pod: &Pod, ops: &[PatchOperation]) -> Option<String> {
 fn changes(pod: &Pod, ops: &[PatchOperation], recorded: &[String]) -> String {
     let mut places: Vec<(String, Vec<String>)> = Vec::new();
     let mut unrecorded = BTreeSet::new();
-    for op in ops.iter().filter(|op| !only_status(op)) {
+    for op in ops.iter().filter(|op| !only_record(op)) {
         let place = place(pod, op.path());
         if let Some(name) = &place.container
             && !recorded.contains(name)

@@ -114,6 +114,7 @@ impl Pass<'_> {
             skipped: None,
         };
         self.set_status(&mut ops, &status);
+        self.set_profile_label(&mut ops, self.profile_summary());
         let outcome = if ops.0.is_empty() {
             // Said on the first pass already.
             warnings.clear();

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
 use landgate_engine::image::Images;
@@ -48,6 +49,10 @@ pub struct Reviewed {
     /// Pod name, or `generateName*` for pods named by the API server.
     pub name: String,
     pub dry_run: bool,
+    /// A pod CREATE (not an update, not another kind).
+    pub creates: bool,
+    /// The pod's controller (or first owner), for Events about it.
+    pub owner: Option<OwnerReference>,
 }
 
 impl Reviewed {
@@ -197,6 +202,16 @@ fn reviewed<T: Resource>(
         },
         None => String::new(),
     };
+    let owners = request
+        .object
+        .as_ref()
+        .and_then(|object| object.meta().owner_references.as_deref())
+        .unwrap_or_default();
+    let owner = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())
+        .cloned();
     Reviewed {
         response,
         outcome,
@@ -204,6 +219,8 @@ fn reviewed<T: Resource>(
         namespace: request.namespace.clone().unwrap_or_default(),
         name,
         dry_run: request.dry_run,
+        creates: matches!(Review::of(request), Some(Review::Create)),
+        owner,
     }
 }
 

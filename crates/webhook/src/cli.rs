@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use crate::events::Events;
 use crate::images::{ImageLookups, PullSecrets};
 use crate::namespaces::NamespaceCache;
 use crate::preview::{self, OutputFormat};
@@ -65,6 +66,14 @@ pub struct ServeArgs {
     /// KUBECONFIG) and is not ready until it has listed them.
     #[arg(long, env = "LANDGATE_NO_NAMESPACE_WATCH", help_heading = "Mutation")]
     pub no_namespace_watch: bool,
+    /// Do not publish Kubernetes Events about refused pods and pods
+    /// admitted without a sandbox. They are published (best-effort, never
+    /// delaying an answer) whenever the webhook talks to the API server:
+    /// unless --no-namespace-watch without --pull-secrets. The replica that
+    /// reports them is named by the POD_NAME environment variable (the
+    /// downward API in manifests/base).
+    #[arg(long, env = "LANDGATE_NO_EVENTS", help_heading = "Mutation")]
+    pub no_events: bool,
 }
 
 /// How images are looked up in their registries (`serve` and `preview`).
@@ -358,6 +367,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         resolve,
         pull_secrets,
         no_namespace_watch,
+        no_events,
     } = args;
     init_logging(&log)?;
     tls::install_crypto_provider();
@@ -423,6 +433,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .map(PullSecrets::new);
             ImageLookups::new(resolver, secrets, resolve.resolve_timeout)
         });
+        let events = match (&client, no_events) {
+            (Some(client), false) => {
+                let (events, publish) =
+                    Events::start(client.clone(), std::env::var("POD_NAME").ok());
+                tokio::spawn(publish);
+                Some(events)
+            }
+            _ => None,
+        };
         let namespaces = match (&client, no_namespace_watch) {
             (Some(client), false) => {
                 let (cache, watch) = NamespaceCache::start(client.clone());
@@ -439,6 +458,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         if let Some(namespaces) = namespaces {
             server = server.with_namespaces(namespaces);
+        }
+        if let Some(events) = events {
+            server = server.with_events(events);
         }
         server
             .serve(shutdown_signal())

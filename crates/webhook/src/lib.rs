@@ -1,18 +1,20 @@
-//! landgate's admission webhook.
+//! landgate's admission webhook: the transport and the process edge around
+//! the pure engine (`landgate-engine`).
 //!
-//! Rooms, from pure to IO:
-//! - [`settings`]: what the operator configured (flags / env).
-//! - [`derive`]: every rule about what a container may do (policy derivation).
-//! - [`mutate`]: Pod in, JSON patch + mutated Pod + policies + warnings out.
-//! - [`preview`]: the same for manifests and workloads, for humans.
-//! - [`update`]: old Pod and new Pod in, whether a pod update may touch the
-//!   sandbox landgate built (admit or refuse; never a patch).
-//! - [`admission`]: AdmissionReview in, AdmissionResponse out.
+//! - [`admission`]: AdmissionReview in, AdmissionResponse out, for the
+//!   mutating and the validating webhook.
+//! - [`preview`]: the engine on manifests and workloads, for humans.
+//! - [`images`], [`namespaces`]: what admission reads from the registry and
+//!   the API server (looked up before, cached).
+//! - [`events`]: Kubernetes Events about refused and unsandboxed pods
+//!   (best-effort, after the answer).
 //! - [`server`], [`tls`], [`metrics`]: transport.
+//! - [`cli`]: flags and environment, the process edge.
 #![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod cli;
+pub mod events;
 pub mod images;
 pub mod metrics;
 pub mod namespaces;

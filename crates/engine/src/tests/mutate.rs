@@ -426,9 +426,10 @@ fn unknown_entrypoint_admits_the_whole_pod_unwrapped() {
         assert_eq!(m.warnings.len(), 1);
         assert!(m.policies.is_empty());
         let p = json_of(&m.pod);
-        // Only the explanatory status: never half-wrapped.
-        assert_eq!(m.patch.0.len(), 1);
+        // Only the explanatory status and its label: never half-wrapped.
+        assert_eq!(m.patch.0.len(), 2);
         assert_eq!(status(&p).skipped.as_deref(), Some(reason.as_str()));
+        assert_eq!(p["metadata"]["labels"][PROFILE_LABEL], NOT_SANDBOXED);
         assert_eq!(
             p["spec"]["containers"][0]["command"],
             v["spec"]["containers"][0]["command"]
@@ -846,4 +847,37 @@ fn ephemeral_containers_are_reported() {
     v["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
     let m = run(&pod(v));
     assert!(m.warnings[0].contains("ephemeralContainers are not wrapped"));
+}
+
+/// `kubectl get pods -L landgate.dev/profile` shows how each pod runs: its
+/// containers' profile, `mixed`, or `none`; a second pass leaves it.
+#[test]
+fn the_profile_label_sums_the_pod_up() {
+    let two = |annotations: Value| {
+        pod(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "annotations": annotations},
+            "spec": {"containers": [
+                {"name": "web", "image": "nginx:1.27", "command": ["nginx"]},
+                {"name": "side", "image": "envoy:1.31", "command": ["envoy"]}
+            ]}
+        }))
+    };
+    for (annotations, label) in [
+        (json!({}), "baseline"),
+        (json!({PROFILE: "strict"}), "strict"),
+        (json!({format!("{PROFILE}.side"): "strict"}), MIXED_PROFILES),
+        (json!({INJECT: "false"}), NOT_SANDBOXED),
+    ] {
+        // The namespace allows the opt-out of the last case.
+        let ns: BTreeMap<String, String> = [(ALLOW_OPT_OUT.to_owned(), "true".to_owned())].into();
+        let m = run_with(&Settings::default(), &ns, &two(annotations.clone()));
+        let p = json_of(&m.pod);
+        assert_eq!(
+            p["metadata"]["labels"][PROFILE_LABEL], label,
+            "{annotations}"
+        );
+        let again = run_with(&Settings::default(), &ns, &m.pod);
+        assert!(again.patch.0.is_empty(), "{annotations}: {:?}", again.patch);
+    }
 }

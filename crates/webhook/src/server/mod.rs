@@ -171,6 +171,13 @@ impl BoundServer {
     }
 
     /// Looks up the images of the pods it admits (and previews).
+    /// Publishes Events about refused and unsandboxed pods through `events`.
+    pub fn with_events(mut self, events: crate::events::Events) -> Self {
+        events.register_metrics(&mut self.registry);
+        self.state.events = Some(events);
+        self
+    }
+
     pub fn with_images(mut self, images: ImageLookups) -> Self {
         images.register_metrics(&mut self.registry);
         self.state.images = Some(images);

@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{self, Webhook};
+use crate::events::Events;
 use crate::images::ImageLookups;
 use crate::metrics::{self, Metrics};
 use crate::preview::{self, OutputFormat, PreviewError};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// `None` under --no-resolve.
     pub images: Option<ImageLookups>,
+    /// `None` under --no-events (or without a cluster).
+    pub events: Option<Events>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             namespace_annotations: Arc::new(|_| Some(BTreeMap::new())),
             max_body_bytes,
             images: None,
+            events: None,
         }
     }
 }
@@ -179,6 +183,13 @@ async fn answer_review(
             let body = reviewed.body();
             let elapsed = started.elapsed();
             state.metrics.review(webhook, &reviewed.outcome, elapsed);
+            if let Some(events) = &state.events {
+                let excluded = state
+                    .settings
+                    .excluded_namespaces
+                    .contains(&reviewed.namespace);
+                events.observe(webhook, &reviewed, excluded);
+            }
             let response = &reviewed.response;
             let refusal = match &reviewed.outcome {
                 landgate_engine::Outcome::Refused { reason, .. } => reason,

@@ -239,7 +239,8 @@ impl Applied {
 /// The engine on one pod: no panic; on `Ok`, the patch applies to the pod's
 /// JSON and gives the reported pod; a wrapped pod is wrapped entirely
 /// ([`wrapped_entirely`]), a skipped one untouched or entirely unwrapped
-/// ([`skipped`]); the engine writes no metadata but its status annotation;
+/// ([`skipped`]); the engine writes no metadata but its status annotation
+/// and profile label;
 /// and a second pass over the result changes nothing (the mutate.rs module
 /// docs: "A pod that already looks exactly as landgate would make it gets
 /// an empty patch"). Returns the first pass's mutation, for reinvocation.
@@ -264,7 +265,7 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Applied>, String> {
     })?;
     ensure(
         without_status(&case.pod.metadata) == without_status(&patched.metadata),
-        || "the engine changed metadata other than landgate.dev/status".to_owned(),
+        || "the engine changed metadata other than landgate.dev/status and the landgate.dev/profile label".to_owned(),
     )?;
 
     let first = Applied::new(first, patched.clone());
@@ -309,17 +310,20 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Applied>, String> {
     Ok(Some(first))
 }
 
+/// The metadata without what landgate writes (status annotation, profile
+/// label), and without the maps that held only that.
 fn without_status(metadata: &ObjectMeta) -> Value {
     let mut metadata = metadata.clone();
-    if let Some(annotations) = metadata.annotations.as_mut() {
-        annotations.remove(derive::STATUS);
-    }
-    if metadata
-        .annotations
-        .as_ref()
-        .is_some_and(BTreeMap::is_empty)
-    {
-        metadata.annotations = None;
+    for (map, key) in [
+        (&mut metadata.annotations, derive::STATUS),
+        (&mut metadata.labels, mutate::PROFILE_LABEL),
+    ] {
+        if let Some(entries) = map.as_mut() {
+            entries.remove(key);
+        }
+        if map.as_ref().is_some_and(BTreeMap::is_empty) {
+            *map = None;
+        }
     }
     json(&metadata)
 }
