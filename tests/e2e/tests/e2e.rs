@@ -304,8 +304,57 @@ fn pod_in_labelled_namespace_is_stored_mutated() {
         create(&api, &pod).await?;
         // Read it back: what etcd holds, after the API server validated it.
         let stored = api.get("sample").await?;
-        check_wrapped(&pod, &stored)
+        check_wrapped(&pod, &stored)?;
+        // What `kubectl get pods -L landgate.dev/profile` shows.
+        let output = env
+            .kubectl(&[
+                "-n",
+                &namespace,
+                "get",
+                "pods",
+                "-L",
+                PROFILE_LABEL,
+                "--no-headers",
+            ])
+            .await?;
+        let shown = String::from_utf8_lossy(&output.stdout);
+        ensure!(
+            shown.contains("sample") && shown.trim_end().ends_with("baseline"),
+            "kubectl get pods -L {PROFILE_LABEL} does not show the profile: {shown}"
+        );
+        Ok(())
     });
+}
+
+/// The label landgate writes on every pod it judged (declared here, not
+/// imported: the oracle does not share the implementation's constants).
+const PROFILE_LABEL: &str = "landgate.dev/profile";
+
+/// Waits for a landgate Event in `namespace` with `reason` whose note
+/// contains `needle`; returns it.
+async fn landgate_event(
+    client: &kube::Client,
+    namespace: &str,
+    reason: &str,
+    needle: &str,
+) -> anyhow::Result<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = events.list(&ListParams::default()).await?;
+        if let Some(event) = list.items.into_iter().find(|e| {
+            e.reporting_controller.as_deref() == Some("landgate")
+                && e.reason.as_deref() == Some(reason)
+                && e.note.as_deref().is_some_and(|n| n.contains(needle))
+        }) {
+            return Ok(event);
+        }
+        if Instant::now() > deadline {
+            bail!("no landgate Event {reason} mentioning {needle:?} in {namespace} within 30s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[test]
@@ -434,7 +483,27 @@ fn opted_out_pod_is_stored_unchanged() {
         create(&api, &pod).await?;
         check_untouched(&pod, &api.get("opted-out").await?)?;
         create(&api, &labelled).await?;
-        check_untouched(&labelled, &api.get("opted-out-by-label").await?)
+        check_untouched(&labelled, &api.get("opted-out-by-label").await?)?;
+        // Told to whoever looks: the pod's label, and an Event on its
+        // namespace (a bare pod has no controller).
+        let stored = api.get("opted-out").await?;
+        let label = stored
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PROFILE_LABEL));
+        ensure!(
+            label.map(String::as_str) == Some("none"),
+            "an opted-out pod is labelled {PROFILE_LABEL}={label:?}, not none"
+        );
+        let event = landgate_event(&env.client, &namespace, "NotSandboxed", "opted-out").await?;
+        let regarding = event.regarding.unwrap_or_default();
+        ensure!(
+            regarding.kind.as_deref() == Some("Namespace")
+                && regarding.name.as_deref() == Some(namespace.as_str()),
+            "the Event is not on the namespace: {regarding:?}"
+        );
+        Ok(())
     });
 }
 
@@ -729,6 +798,7 @@ fn failure_policy_fail_refuses_and_ignore_admits_when_the_webhook_is_down() {
             api.get_opt("unguarded").await?.is_none(),
             "refused pod stored"
         );
+        landgate_event(&env.client, &namespace, "NotWrapped", "unguarded").await?;
         validating.delete(NAME, &DeleteParams::default()).await?;
         configurations
             .delete(NAME, &DeleteParams::default())

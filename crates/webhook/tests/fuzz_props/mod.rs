@@ -265,7 +265,9 @@ pub fn pod_case(case: &PodCase) -> Result<Option<Applied>, String> {
     })?;
     ensure(
         without_status(&case.pod.metadata) == without_status(&patched.metadata),
-        || "the engine changed metadata other than landgate.dev/status and the landgate.dev/profile label".to_owned(),
+        || {
+            "the engine changed metadata other than landgate.dev/status and the landgate.dev/profile label".to_owned()
+        },
     )?;
 
     let first = Applied::new(first, patched.clone());
