@@ -398,3 +398,26 @@ fn strict_reads_the_resolved_entrypoint() {
         "{fs:?}"
     );
 }
+
+/// Validation of a pod wrapped from its resolved image needs no registry:
+/// everything the image gave is written into the pod (command, args, PATH,
+/// workingDir, the pin), so a replica whose cache is cold and whose
+/// registry is down admits it all the same.
+#[test]
+fn validation_of_a_resolved_pod_needs_no_registry() {
+    let p = pod(json!({}), json!({}));
+    let images = resolved(config());
+    let stored = run(&images, &p).pod;
+    let annotations = BTreeMap::new();
+    let context = |images| PodContext {
+        namespace: "shop",
+        namespace_annotations: &annotations,
+        images,
+    };
+    for images in [&images, NO_IMAGES] {
+        assert_eq!(
+            crate::validate::validate_pod(&Settings::default(), context(images), &stored),
+            Outcome::AlreadyWrapped
+        );
+    }
+}
