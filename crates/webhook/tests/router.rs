@@ -380,27 +380,38 @@ async fn readyz_follows_readiness_and_healthz_is_always_ok() {
     assert_eq!((status, text.as_str()), (StatusCode::OK, "ok\n"));
 }
 
-/// Log lines written while the guard lives on this thread, as the binary
+/// Log lines written on this thread while the capture lives, as the binary
 /// writes them with `--log-format json`.
+///
+/// One global subscriber for the whole test binary, writing into the
+/// emitting thread's capture (if any): a thread-local subscriber per test
+/// raced with tracing's process-wide callsite cache when tests ran in
+/// parallel, and now and then a capture saw nothing.
 struct CapturedLog {
     lines: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl CapturedLog {
     fn start() -> Self {
+        static SUBSCRIBER: std::sync::Once = std::sync::Once::new();
+        SUBSCRIBER.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(|| Capture)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Capture(writer.clone()))
-            .finish();
-        Self {
-            lines,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        CAPTURE.with(|c| *c.borrow_mut() = Some(lines.clone()));
+        Self { lines }
     }
 
     fn text(&self) -> String {
@@ -408,11 +419,22 @@ impl CapturedLog {
     }
 }
 
-struct Capture(Arc<Mutex<Vec<u8>>>);
+impl Drop for CapturedLog {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Appends to the current thread's capture; drops lines elsewhere.
+struct Capture;
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(lines) = c.borrow().as_ref() {
+                lines.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
