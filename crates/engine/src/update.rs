@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::derive;
-use crate::mutate::{self, INIT_CONTAINER_NAME, MutateError, Status};
+use crate::mutate::{self, INIT_CONTAINER_NAME, MutateError, PROFILE_LABEL, Status};
 
 /// Why an update was admitted, for the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub enum UpdateError {
         fields: String,
     },
     #[error(
-        "pod {pod}: this update sets label {label}={value:?} on a pod landgate wrapped; with that label the API server stops sending the pod's updates to landgate (objectSelector), so later changes to its sandbox would go unchecked. Opt a pod out when creating it (label or annotation {label}: \"false\" in the manifest), then re-create it"
+        "pod {pod}: this update sets label {label}={value:?} on a pod landgate wrapped; the label opts a pod out when it is created, and on this pod, which stays sandboxed, it would only mislead (and keep it from the mutating webhook's objectSelector). Opt a pod out when creating it (label or annotation {label}: \"false\" in the manifest, where the namespace allows it), then re-create it"
     )]
     OptOutLabel {
         pod: String,
@@ -96,6 +96,15 @@ pub enum UpdateError {
         from: String,
         to: String,
     },
+    #[error(
+        "pod {pod}: this update changes label {label} ({from:?} to {to:?}), landgate's summary of how the pod is sandboxed; only landgate writes it, when the pod is created. Leave it as it is"
+    )]
+    ProfileLabel {
+        pod: String,
+        label: &'static str,
+        from: String,
+        to: String,
+    },
     /// A new ephemeral container's mounts (the engine's own check and
     /// message).
     #[error(transparent)]
@@ -109,6 +118,7 @@ impl UpdateError {
             Self::Status { .. } | Self::ForgedStatus { .. } => "status-changed",
             Self::InitContainer { .. } => "init-container-changed",
             Self::OptOutLabel { .. } => "opt-out-label",
+            Self::ProfileLabel { .. } => "profile-label-changed",
             Self::Image { .. } => "image-changed",
             Self::Mount(error) => error.reason(),
         }
@@ -124,7 +134,20 @@ pub fn check_update(namespace: &str, old: &Pod, new: &Pod) -> Result<Admitted, U
     let pod = mutate::pod_label(namespace, new);
     let old_status = annotation(old, derive::STATUS);
     let new_status = annotation(new, derive::STATUS);
-    if !records_wrapped(old_status) {
+    let (was, is) = (label(old, PROFILE_LABEL), label(new, PROFILE_LABEL));
+    if was != is {
+        return Err(UpdateError::ProfileLabel {
+            pod,
+            label: PROFILE_LABEL,
+            from: was.unwrap_or_default().to_owned(),
+            to: is.unwrap_or_default().to_owned(),
+        });
+    }
+    // Wrapped by its record, or by its spec: annotations can also change
+    // through the `pods/status` subresource, which no webhook sees (the
+    // kubelet updates it constantly), so a removed status must not turn the
+    // guard off while landgate-init and its volume are still there.
+    if !records_wrapped(old_status) && !carries_launcher(old) {
         // A status that claims a sandbox the pod does not have would mislead
         // whoever reads it; no legitimate writer adds one after creation.
         if old_status != new_status && records_wrapped(new_status) {
@@ -175,11 +198,20 @@ fn check_images(
     old: &Pod,
     new: &Pod,
 ) -> Result<(), UpdateError> {
-    let Some(status) = old_status.and_then(|raw| mutate::parse_status(raw).ok()) else {
-        return Ok(());
-    };
     let (Some(before), Some(after)) = (old.spec.as_ref(), new.spec.as_ref()) else {
         return Ok(());
+    };
+    // The recorded containers; every one when the record is gone (a wrapped
+    // pod is wrapped whole).
+    let recorded = old_status
+        .and_then(|raw| mutate::parse_status(raw).ok())
+        .map(|status| status.containers)
+        .filter(|containers| !containers.is_empty());
+    let guarded = |name: &str| {
+        name != INIT_CONTAINER_NAME
+            && recorded
+                .as_ref()
+                .is_none_or(|containers| containers.contains_key(name))
     };
     let lists = [
         (
@@ -195,7 +227,7 @@ fn check_images(
     ];
     for (list, before, after) in lists {
         for (index, container) in after.unwrap_or_default().iter().enumerate() {
-            if !status.containers.contains_key(&container.name) {
+            if !guarded(&container.name) {
                 continue;
             }
             let was = before
@@ -311,6 +343,23 @@ fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .as_ref()
         .and_then(|l| l.get(key))
         .map(String::as_str)
+}
+
+/// Whether the pod has landgate-init and the launcher volume: only landgate
+/// writes them into a pod of an opted-in namespace (it refuses those names
+/// otherwise), and never half-wraps one.
+fn carries_launcher(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == INIT_CONTAINER_NAME)
+            && spec
+                .volumes
+                .iter()
+                .flatten()
+                .any(|v| v.name == mutate::VOLUME_NAME)
+    })
 }
 
 /// Whether a status annotation records wrapped containers. One that does
@@ -490,6 +539,54 @@ mod tests {
         ] {
             assert!(message.contains(part), "{part:?} not in {message}");
         }
+    }
+
+    /// Annotations also change through `pods/status`, which no webhook
+    /// sees: a wrapped pod whose record was removed that way is still
+    /// guarded by what its spec carries (security review).
+    #[test]
+    fn a_wrapped_pod_stays_guarded_when_its_status_is_gone() {
+        let mut old = wrapped();
+        old["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(derive::STATUS);
+        let swap_init = update(old.clone(), |pod| {
+            pod["spec"]["initContainers"][0]["image"] = json!("evil/launcher:1");
+        });
+        assert!(
+            matches!(swap_init, Err(UpdateError::InitContainer { .. })),
+            "{swap_init:?}"
+        );
+        let swap_app = update(old, |pod| {
+            pod["spec"]["containers"][0]["image"] = json!("evil/app:1");
+        });
+        assert!(
+            matches!(swap_app, Err(UpdateError::Image { .. })),
+            "{swap_app:?}"
+        );
+    }
+
+    /// The profile label is landgate's record too, on any pod.
+    #[test]
+    fn the_profile_label_may_not_change() {
+        for old in [wrapped(), unwrapped()] {
+            let result = update(old, |pod| {
+                pod["metadata"]["labels"][PROFILE_LABEL] = json!("strict");
+            });
+            assert!(
+                matches!(result, Err(UpdateError::ProfileLabel { .. })),
+                "{result:?}"
+            );
+            assert!(refusal(result).contains("landgate.dev/profile"));
+        }
+        let removed = update(wrapped(), |pod| {
+            pod["metadata"]["labels"]
+                .as_object_mut()
+                .unwrap()
+                .remove(PROFILE_LABEL);
+        });
+        assert!(refusal(removed).contains("to \"\""));
     }
 
     /// What else Kubernetes lets an update change on a running pod

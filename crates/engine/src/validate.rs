@@ -11,8 +11,6 @@
 //! mutating call skipped under `failurePolicy: Ignore`, cannot leave a pod
 //! unwrapped or wrapped differently from its record.
 
-use std::collections::BTreeSet;
-
 use json_patch::PatchOperation;
 use json_patch::jsonptr::Pointer;
 use k8s_openapi::api::core::v1::Pod;
@@ -27,6 +25,9 @@ use crate::status::{PROFILE_LABEL, parse_status};
 pub const NOT_WRAPPED: &str = "not-wrapped";
 /// The `reason` of a pod changed after landgate wrapped it.
 pub const CHANGED: &str = "changed-after-wrapping";
+/// The `reason` of a pod admitted unwrapped whose landgate record (status
+/// annotation, profile label) is not what landgate would write.
+pub const FORGED_RECORD: &str = "forged-record";
 
 /// Judges a pod as it will be stored: [`Outcome::AlreadyWrapped`],
 /// [`Outcome::Skipped`] (admitted unwrapped, and why) or
@@ -46,11 +47,26 @@ pub fn validate_pod(settings: &Settings, context: PodContext<'_>, pod: &Pod) -> 
         return mutation.outcome;
     }
     let label = pod_label(context.namespace, pod);
-    let recorded = recorded_containers(pod);
-    match (&mutation.outcome, recorded) {
-        // Not wrapped, and landgate would not wrap it either: the only
-        // change would be the record of why.
-        (Outcome::Skipped(_), None) if ops.iter().all(only_record) => mutation.outcome,
+    let places = places(pod, ops);
+    match (&mutation.outcome, recorded_containers(pod)) {
+        // Not wrapped, and landgate would not wrap it either: the mutating
+        // webhook never saw it (the opt-out label skips it), so the record
+        // of why is missing. A record that is there and differs was not
+        // written by landgate.
+        (Outcome::Skipped(_), None) if ops.iter().all(only_record) => {
+            let carried = carried_record(pod);
+            if carried.is_empty() {
+                mutation.outcome
+            } else {
+                Outcome::Refused {
+                    reason: FORGED_RECORD,
+                    message: format!(
+                        "pod {label} is admitted unwrapped, but it carries {}, which landgate did not write for it; only landgate writes its record, when it creates the pod. Remove it from the pod",
+                        carried.join(" and ")
+                    ),
+                }
+            }
+        }
         (Outcome::Skipped(why), Some(_)) => Outcome::Refused {
             reason: CHANGED,
             message: format!(
@@ -62,14 +78,17 @@ pub fn validate_pod(settings: &Settings, context: PodContext<'_>, pod: &Pod) -> 
             message: format!(
                 "pod {label} is not wrapped but should be: {}, so {} would run outside the sandbox. Create it again once landgate's mutating webhook answers; to run it unwrapped, opt it out (landgate.dev/inject: \"false\") in a namespace that allows it (landgate.dev/allow-opt-out: \"true\")",
                 missing_status(pod),
-                first_container(pod, ops).unwrap_or_else(|| "its containers".to_owned()),
+                places
+                    .iter()
+                    .find(|p| p.container.is_some())
+                    .map_or("its containers", |p| p.what.as_str()),
             ),
         },
         (_, Some(recorded)) => Outcome::Refused {
             reason: CHANGED,
             message: format!(
                 "pod {label} was changed after landgate wrapped it: {}. A mutating webhook that runs after landgate made the change; order it before landgate (the API server calls mutating webhooks by configuration name), or re-create the pod",
-                changes(pod, ops, &recorded)
+                changes(&places, &recorded)
             ),
         },
     }
@@ -81,6 +100,23 @@ fn recorded_containers(pod: &Pod) -> Option<Vec<String>> {
     let raw = pod.metadata.annotations.as_ref()?.get(derive::STATUS)?;
     let status = parse_status(raw).ok()?;
     (!status.containers.is_empty()).then(|| status.containers.into_keys().collect())
+}
+
+/// The parts of landgate's record the pod carries, named.
+fn carried_record(pod: &Pod) -> Vec<String> {
+    let annotation = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(derive::STATUS))
+        .map(|value| format!("annotation {}={value:?}", derive::STATUS));
+    let label = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(PROFILE_LABEL))
+        .map(|value| format!("label {PROFILE_LABEL}={value:?}"));
+    annotation.into_iter().chain(label).collect()
 }
 
 fn missing_status(pod: &Pod) -> String {
@@ -122,44 +158,53 @@ fn tokens(path: &Pointer) -> Vec<String> {
     path.tokens().map(|t| t.decoded().into_owned()).collect()
 }
 
-/// Where a patch path points in the pod: `container "web"
-/// (spec.containers[0])` and the field under it, or the pod-level field.
+/// Where a patch operation points in the pod: `container "web"
+/// (spec.containers[0])` and the field under it, or a pod-level field.
 struct Place {
     what: String,
     field: Option<String>,
     container: Option<String>,
+    /// The operation writes only landgate's record.
+    record: bool,
 }
 
-fn place(pod: &Pod, path: &Pointer) -> Place {
-    let tokens = tokens(path);
-    let spec = pod.spec.as_ref();
+/// Every operation's place, each resolved against the pod as the operations
+/// before it left it: after a `move` or a `remove`, indices name other
+/// items than in the input pod. Only on the refusal path.
+fn places(pod: &Pod, ops: &[PatchOperation]) -> Vec<Place> {
+    let mut doc = serde_json::to_value(pod).unwrap_or_default();
+    let mut places = Vec::with_capacity(ops.len());
+    for op in ops {
+        places.push(place(&doc, op));
+        // The engine's patch applies (its tests prove it); were one not to,
+        // later places would only be named less precisely.
+        let _ = json_patch::patch(&mut doc, std::slice::from_ref(op));
+    }
+    places
+}
+
+fn place(doc: &serde_json::Value, op: &PatchOperation) -> Place {
+    let tokens = tokens(op.path());
     match tokens.as_slice() {
         [s, list, index, rest @ ..]
             if s == "spec" && (list == "containers" || list == "initContainers") =>
         {
-            let containers = match list.as_str() {
-                "containers" => spec.map(|s| s.containers.as_slice()),
-                _ => spec.and_then(|s| s.init_containers.as_deref()),
-            };
-            let container = index
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| containers.and_then(|c| c.get(i)));
-            let name = container.map(|c| c.name.clone());
-            // `env` names the variable: LANDGATE_POLICY is not PATH.
-            let field = match rest {
-                [env, i, ..] if env == "env" => i
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| container?.env.as_ref()?.get(i))
-                    .map(|var| format!("env {}", var.name))
-                    .or_else(|| Some(env.clone())),
-                _ => rest.first().cloned(),
-            };
+            let container =
+                &doc["spec"][list.as_str()][index.parse::<usize>().unwrap_or(usize::MAX)];
+            let name = container["name"].as_str().map(str::to_owned);
             let kind = if list == "containers" {
                 "container"
             } else {
                 "init container"
+            };
+            // `env` names the variable: LANDGATE_POLICY is not PATH.
+            let field = match rest {
+                [env, i, ..] if env == "env" => Some(
+                    container["env"][i.parse::<usize>().unwrap_or(usize::MAX)]["name"]
+                        .as_str()
+                        .map_or_else(|| env.clone(), |name| format!("env {name}")),
+                ),
+                _ => rest.first().cloned(),
             };
             Place {
                 what: match &name {
@@ -168,55 +213,64 @@ fn place(pod: &Pod, path: &Pointer) -> Place {
                 },
                 field,
                 container: name,
+                record: false,
             }
         }
+        [metadata, map, key] if metadata == "metadata" && map == "labels" => Place {
+            what: format!("label {key}"),
+            field: None,
+            container: None,
+            record: only_record(op),
+        },
+        [metadata, map, key] if metadata == "metadata" && map == "annotations" => Place {
+            what: format!("annotation {key}"),
+            field: None,
+            container: None,
+            record: only_record(op),
+        },
         _ => Place {
             what: tokens.join("."),
             field: None,
             container: None,
+            record: only_record(op),
         },
     }
 }
 
-/// The first container the patch would wrap.
-fn first_container(pod: &Pod, ops: &[PatchOperation]) -> Option<String> {
-    ops.iter()
-        .map(|op| place(pod, op.path()))
-        .find(|p| p.container.is_some())
-        .map(|p| p.what)
-}
-
 /// What differs from what landgate wrote, place by place, in patch order:
-/// `container "web" (spec.containers[0]): command, env; spec.volumes`.
-fn changes(pod: &Pod, ops: &[PatchOperation], recorded: &[String]) -> String {
-    let mut places: Vec<(String, Vec<String>)> = Vec::new();
-    let mut unrecorded = BTreeSet::new();
-    for op in ops.iter().filter(|op| !only_record(op)) {
-        let place = place(pod, op.path());
-        if let Some(name) = &place.container
-            && !recorded.contains(name)
-            && name != INIT_CONTAINER_NAME
-        {
-            unrecorded.insert(place.what.clone());
-        }
-        match places.iter_mut().find(|(what, _)| *what == place.what) {
-            Some((_, fields)) => {
-                if let Some(field) = place.field
+/// `container "web" (spec.containers[0]): command, env; spec.volumes`. The
+/// record's own places are named only when nothing else differs (the status
+/// is rewritten whenever a container is).
+fn changes(places: &[Place], recorded: &[String]) -> String {
+    let relevant: Vec<&Place> = match places.iter().any(|p| !p.record) {
+        true => places.iter().filter(|p| !p.record).collect(),
+        false => places.iter().collect(),
+    };
+    let mut grouped: Vec<(&str, bool, Vec<&str>)> = Vec::new();
+    for place in relevant {
+        let unrecorded = place
+            .container
+            .as_ref()
+            .is_some_and(|name| !recorded.contains(name) && name != INIT_CONTAINER_NAME);
+        match grouped.iter_mut().find(|(what, _, _)| *what == place.what) {
+            Some((_, _, fields)) => {
+                if let Some(field) = place.field.as_deref()
                     && !fields.contains(&field)
                 {
                     fields.push(field);
                 }
             }
-            None => places.push((place.what, place.field.into_iter().collect())),
+            None => grouped.push((
+                &place.what,
+                unrecorded,
+                place.field.as_deref().into_iter().collect(),
+            )),
         }
     }
-    if places.is_empty() {
-        return format!("its {} annotation no longer matches", derive::STATUS);
-    }
-    places
+    grouped
         .into_iter()
-        .map(|(what, fields)| {
-            if unrecorded.contains(&what) {
+        .map(|(what, unrecorded, fields)| {
+            if unrecorded {
                 format!("{what} is not wrapped (it was added after landgate wrapped the pod)")
             } else if fields.is_empty() {
                 format!("{what} is not as landgate wrote it")

@@ -134,8 +134,10 @@ impl Events {
     }
 }
 
-/// The Event for a review: a refusal by either webhook, or a pod the
-/// mutating webhook created unsandboxed (outside an excluded namespace).
+/// The Event for a review: a refusal by either webhook, or a pod created
+/// unsandboxed (outside an excluded namespace), told by the validating
+/// webhook: it judges every created pod once, as stored, where the mutating
+/// one may be called twice (reinvocation) or not at all (the opt-out label).
 /// Nothing for dry runs, wrapped pods and updates admitted.
 fn notice(webhook: Webhook, reviewed: &Reviewed, excluded: bool) -> Option<Notice> {
     if reviewed.dry_run || reviewed.namespace.is_empty() {
@@ -151,7 +153,7 @@ fn notice(webhook: Webhook, reviewed: &Reviewed, excluded: bool) -> Option<Notic
             pascal_case(reason),
             format!("landgate refused {pod}: {message}"),
         ),
-        (Outcome::Skipped(why), Webhook::Mutating) if reviewed.creates && !excluded => (
+        (Outcome::Skipped(why), Webhook::Validating) if reviewed.creates && !excluded => (
             EventType::Warning,
             "NotSandboxed".to_owned(),
             format!("landgate admitted {pod} without a sandbox: {why}"),
@@ -268,16 +270,16 @@ mod tests {
     #[test]
     fn a_bare_pod_admitted_unsandboxed_is_told_on_its_namespace() {
         let skipped = Outcome::Skipped("it opts out".into());
-        let told = notice(Webhook::Mutating, &reviewed(skipped.clone(), None), false).unwrap();
+        let told = notice(Webhook::Validating, &reviewed(skipped.clone(), None), false).unwrap();
         assert_eq!(told.reason, "NotSandboxed");
         assert_eq!(told.regarding.kind.as_deref(), Some("Namespace"));
         assert_eq!(told.regarding.name.as_deref(), Some("shop"));
-        // Not from the validating webhook (the mutating one told it), not
-        // for an excluded namespace, not for a dry run or an update.
-        assert!(notice_of(Webhook::Validating, skipped.clone(), |_| {}).is_none());
-        assert!(notice(Webhook::Mutating, &reviewed(skipped.clone(), None), true).is_none());
-        assert!(notice_of(Webhook::Mutating, skipped.clone(), |r| r.dry_run = true).is_none());
-        assert!(notice_of(Webhook::Mutating, skipped, |r| r.creates = false).is_none());
+        // Not from the mutating webhook (the validating one tells it once),
+        // not for an excluded namespace, not for a dry run or an update.
+        assert!(notice_of(Webhook::Mutating, skipped.clone(), |_| {}).is_none());
+        assert!(notice(Webhook::Validating, &reviewed(skipped.clone(), None), true).is_none());
+        assert!(notice_of(Webhook::Validating, skipped.clone(), |r| r.dry_run = true).is_none());
+        assert!(notice_of(Webhook::Validating, skipped, |r| r.creates = false).is_none());
     }
 
     #[test]
@@ -287,7 +289,9 @@ mod tests {
             Outcome::AlreadyWrapped,
             Outcome::Passed("update".into()),
         ] {
-            assert!(notice_of(Webhook::Mutating, outcome, |_| {}).is_none());
+            for webhook in [Webhook::Mutating, Webhook::Validating] {
+                assert!(notice_of(webhook, outcome.clone(), |_| {}).is_none());
+            }
         }
     }
 

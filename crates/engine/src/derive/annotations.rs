@@ -421,9 +421,11 @@ impl Annotations {
     /// Adds the pod's opt-out LABEL (`landgate.dev/inject=false`), under the
     /// same namespace rule as the annotation. The mutating webhook's
     /// objectSelector skips such a pod without calling landgate; the
-    /// validating webhook has no objectSelector and judges it here. An
-    /// opt-out annotation on the pod takes precedence (it says the same or
-    /// more).
+    /// validating webhook has no objectSelector and judges it here. With
+    /// the annotation saying `"false"` too, the annotation is the origin
+    /// named; with it saying otherwise, the two contradict each other and
+    /// the pod is refused (the label alone decides whether the mutating
+    /// webhook sees the pod).
     pub fn with_opt_out_label(
         mut self,
         labels: Option<&BTreeMap<String, String>>,
@@ -432,8 +434,20 @@ impl Annotations {
         let labelled = labels
             .and_then(|l| l.get(INJECT))
             .is_some_and(|v| v == "false");
-        if !labelled || self.pod.contains_key(&(Key::Inject, None)) {
+        if !labelled {
             return Ok(self);
+        }
+        match self.pod.get(&(Key::Inject, None)) {
+            Some((Setting::Inject(false), _)) => return Ok(self),
+            Some((value, origin)) => {
+                return Err(AnnotationError::InvalidValue {
+                    origin: Origin::PodLabel(INJECT),
+                    value: "false".to_owned(),
+                    reason: format!("{origin} says \"{value}\", and the two contradict each other"),
+                    fix: "remove one of them: the label keeps the mutating webhook from wrapping the pod".to_owned(),
+                });
+            }
+            None => {}
         }
         let (setting, origin) = (Setting::Inject(false), Origin::PodLabel(INJECT));
         self.check_opt_out(&setting, &origin, namespace)?;

@@ -262,3 +262,101 @@ fn excluded_namespaces_are_admitted() {
     let outcome = validate_pod(&settings, context(&namespace), &pod(shop()));
     assert!(matches!(outcome, Outcome::Skipped(_)), "{outcome:?}");
 }
+
+/// A pod the mutating webhook never saw (the opt-out label) carries no
+/// record; one it carries anyway is not landgate's (security review).
+#[rstest::rstest]
+#[case::label(json!({"landgate.dev/inject": "false", "landgate.dev/profile": "strict"}), json!({}), "label landgate.dev/profile=\"strict\"")]
+#[case::status(
+    json!({"landgate.dev/inject": "false"}),
+    json!({STATUS: "{\"version\":1,\"skipped\":\"anything\"}"}),
+    "annotation landgate.dev/status="
+)]
+fn a_forged_record_on_an_opted_out_pod_is_refused(
+    #[case] labels: Value,
+    #[case] annotations: Value,
+    #[case] named: &str,
+) {
+    let namespace: BTreeMap<String, String> =
+        [(ALLOW_OPT_OUT.to_owned(), "true".to_owned())].into();
+    let mut forged = shop();
+    forged["metadata"]["labels"] = labels;
+    forged["metadata"]["annotations"] = annotations;
+    refusal(
+        validate(&forged, &namespace),
+        crate::validate::FORGED_RECORD,
+        &[
+            "is admitted unwrapped, but it carries",
+            named,
+            "only landgate writes its record",
+        ],
+    );
+}
+
+/// The label keeps the mutating webhook away whatever the annotation says:
+/// the two disagreeing is refused, clearly (security review).
+#[test]
+fn an_opt_out_label_contradicted_by_the_annotation_is_refused() {
+    let namespace: BTreeMap<String, String> =
+        [(ALLOW_OPT_OUT.to_owned(), "true".to_owned())].into();
+    let mut both = shop();
+    both["metadata"]["labels"] = json!({INJECT: "false"});
+    both["metadata"]["annotations"] = json!({INJECT: "true"});
+    refusal(
+        validate(&both, &namespace),
+        "invalid-annotation",
+        &[
+            "pod label landgate.dev/inject",
+            "pod annotation landgate.dev/inject says \"true\"",
+            "contradict",
+        ],
+    );
+    // Saying the same twice is one opt-out.
+    both["metadata"]["annotations"] = json!({INJECT: "false"});
+    assert!(matches!(validate(&both, &namespace), Outcome::Skipped(_)));
+}
+
+/// Places are named in the pod as the patch finds them: an init container
+/// a later webhook put first moves landgate-init (security review: the
+/// message used to name landgate-init for the newcomer's fields).
+#[test]
+fn an_init_container_added_first_is_named_itself() {
+    let namespace = no_namespace_annotations();
+    let mut input = shop();
+    input["spec"]["initContainers"] =
+        json!([{"name": "setup", "image": "busybox:1.36", "command": ["true"]}]);
+    let mut changed = stored(input, &namespace);
+    changed["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(
+            0,
+            json!({"name": "istio-validation", "image": "proxy:1", "command": ["check"]}),
+        );
+    let outcome = validate(&changed, &namespace);
+    let Outcome::Refused { message, .. } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        message.contains(
+            "init container \"istio-validation\" (spec.initContainers[1]) is not wrapped"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("\"landgate-init\" (spec.initContainers[1])"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_profile_label_changed_after_wrapping_is_named() {
+    let namespace = no_namespace_annotations();
+    let mut changed = stored(shop(), &namespace);
+    changed["metadata"]["labels"][crate::mutate::PROFILE_LABEL] = json!("strict");
+    refusal(
+        validate(&changed, &namespace),
+        CHANGED,
+        &["label landgate.dev/profile is not as landgate wrote it"],
+    );
+}
