@@ -1,7 +1,9 @@
 //! The whole admission review, bytes in to bytes out, for a 1-, 10- and
 //! 50-container Pod CREATE, next to the floor any webhook pays for the same
 //! body: a plain `serde_json` parse and serialise of that AdmissionReview
-//! (once into `serde_json::Value`, once into the typed `Pod`).
+//! (once into `serde_json::Value`, once into the typed `Pod`). And the
+//! validating webhook's review of the same pod as the mutating one stored
+//! it (`landgate_validate`).
 //!
 //! ```sh
 //! cargo bench -p landgate-webhook --bench review
@@ -16,6 +18,8 @@ mod common;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::AdmissionReview;
+use landgate_engine::mutate::NO_IMAGES;
+use landgate_webhook::admission::{self, Webhook};
 use serde_json::json;
 
 /// An AdmissionReview of a CREATE of the benches' Pod with `containers`
@@ -57,7 +61,31 @@ fn bench(c: &mut Criterion) {
             "the bench pod is wrapped"
         );
 
+        // The same review with the pod as stored: the mutating patch applied.
+        let patch: json_patch::Patch =
+            serde_json::from_slice(answered.response.patch.as_deref().unwrap()).unwrap();
+        let mut stored: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json_patch::patch(&mut stored["request"]["object"], &patch).unwrap();
+        let stored = serde_json::to_vec(&stored).unwrap();
+        let validate = |body: &[u8]| {
+            admission::parse(body).unwrap().answer(
+                Webhook::Validating,
+                &settings,
+                &no_annotations,
+                NO_IMAGES,
+            )
+        };
+        assert!(
+            validate(&stored).response.allowed,
+            "the stored pod is admitted"
+        );
+
         group.throughput(Throughput::Elements(1));
+        group.bench_with_input(
+            BenchmarkId::new("landgate_validate", n),
+            &stored,
+            |b, body| b.iter(|| validate(black_box(body)).body()),
+        );
         group.bench_with_input(BenchmarkId::new("landgate", n), &body, |b, body| {
             b.iter(|| {
                 landgate_webhook::admission::review(&settings, &no_annotations, black_box(body))
