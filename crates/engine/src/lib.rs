@@ -13,6 +13,8 @@
 //!   sandbox landgate built.
 //! - [`validate`]: the pod as it will be stored, after every mutating
 //!   webhook, judged by what the mutating pass would still change.
+//! - [`exec`]: `kubectl exec` / `kubectl attach` into a wrapped pod:
+//!   rewritten to run through the launcher, refused, or admitted.
 //! - [`settings`]: what the operator configured.
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ mod container;
 mod decide;
 pub mod derive;
 mod error;
+pub mod exec;
 pub mod image;
 mod inject;
 pub mod mount_path;

@@ -44,8 +44,45 @@ pub const ALLOW_POD_PATHS: &str = "landgate.dev/allow-pod-paths";
 /// Namespace-only: `"true"` lets a pod opt out with `landgate.dev/inject:
 /// "false"`; without it a pod's opt-out is refused.
 pub const ALLOW_OPT_OUT: &str = "landgate.dev/allow-opt-out";
+/// `sandboxed` (default) | `deny` | `allow`: what `kubectl exec` and
+/// `kubectl attach` into a wrapped pod get (see `exec`).
+pub const EXEC: &str = "landgate.dev/exec";
 /// Written by the webhook (see `mutate`); never read as a setting.
 pub const STATUS: &str = "landgate.dev/status";
+
+/// What `kubectl exec` / `kubectl attach` into a wrapped pod get, least
+/// strict first (the order of the namespace floor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExecPolicy {
+    /// Admitted unchanged, with an audit log line and a metric.
+    Allow,
+    /// Every exec runs through the launcher, in the container's sandbox.
+    Sandboxed,
+    /// exec and attach are refused.
+    Deny,
+}
+
+impl ExecPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Sandboxed => "sandboxed",
+            Self::Deny => "deny",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        [Self::Allow, Self::Sandboxed, Self::Deny]
+            .into_iter()
+            .find(|p| p.as_str() == value.trim())
+    }
+}
+
+impl fmt::Display for ExecPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The settings a landgate annotation can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +96,7 @@ pub enum Key {
     IoUring,
     AllowPodPaths,
     AllowOptOut,
+    Exec,
 }
 
 impl Key {
@@ -72,6 +110,7 @@ impl Key {
         Key::IoUring,
         Key::AllowPodPaths,
         Key::AllowOptOut,
+        Key::Exec,
     ];
 
     /// The full annotation key (without a container suffix).
@@ -86,6 +125,7 @@ impl Key {
             Key::IoUring => IO_URING,
             Key::AllowPodPaths => ALLOW_POD_PATHS,
             Key::AllowOptOut => ALLOW_OPT_OUT,
+            Key::Exec => EXEC,
         }
     }
 
@@ -97,7 +137,7 @@ impl Key {
     }
 
     fn per_container(self) -> bool {
-        self != Key::Inject
+        !matches!(self, Key::Inject | Key::Exec)
     }
 
     /// What the pods of a namespace may do: a pod cannot grant it to itself.
@@ -282,6 +322,7 @@ enum Setting {
     IoUring(bool),
     /// `allow-pod-paths` and `allow-opt-out`.
     Allow(bool),
+    Exec(ExecPolicy),
 }
 
 /// The value as landgate read it (lists normalised), for messages.
@@ -297,6 +338,7 @@ impl fmt::Display for Setting {
             Setting::Paths(paths) => list(f, paths),
             Setting::Ports(ports) => list(f, ports.as_slice()),
             Setting::Enforcement(enforcement) => f.write_str(enforcement.as_str()),
+            Setting::Exec(exec) => exec.fmt(f),
             Setting::IoUring(true) => f.write_str("allow"),
             Setting::IoUring(false) => f.write_str("deny"),
         }
@@ -636,6 +678,11 @@ fn check_floor(
             IO_URING_RULE.to_owned(),
             "Remove the pod annotation or set it to \"deny\"".to_owned(),
         ),
+        (Setting::Exec(pod), Setting::Exec(namespace)) if pod < namespace => (
+            "loosens".to_owned(),
+            "a namespace's exec is a floor that a pod may tighten but not loosen (allow < sandboxed < deny)".to_owned(),
+            format!("Remove the pod annotation or set it to {namespace:?}", namespace = namespace.as_str()),
+        ),
         _ => return Ok(()),
     };
     Err(FloorError::Loosened {
@@ -683,6 +730,9 @@ fn parse_value(
             )),
         },
         Key::Profile => value.trim().parse().map(Setting::Profile).map_err(invalid),
+        Key::Exec => ExecPolicy::parse(value).map(Setting::Exec).ok_or_else(|| {
+            invalid("expected \"sandboxed\" (the default), \"deny\" or \"allow\"".to_owned())
+        }),
         Key::AllowPodPaths | Key::AllowOptOut => match value.trim() {
             "true" => Ok(Setting::Allow(true)),
             "false" => Ok(Setting::Allow(false)),
@@ -731,6 +781,42 @@ fn parse_value(
 /// Comma-separated items, trimmed; empty items (a trailing comma) skipped.
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The exec policy of a pod when someone execs into it: the pod's
+/// `landgate.dev/exec` and its namespace's, the stricter winning (a
+/// namespace tightened after the pod was created wins at once; a pod
+/// loosening its namespace was refused at creation), `sandboxed` when
+/// neither says. With the origin of the value, for messages.
+pub fn exec_policy(
+    pod: &BTreeMap<String, String>,
+    namespace: &str,
+    namespace_annotations: &BTreeMap<String, String>,
+) -> Result<(ExecPolicy, Option<Origin>), AnnotationError> {
+    let read = |value: Option<&String>, origin: Origin| -> Result<_, AnnotationError> {
+        value
+            .map(
+                |value| match parse_value(Key::Exec, value, &origin, "the pod") {
+                    Ok(Setting::Exec(policy)) => Ok((policy, Some(origin))),
+                    Ok(_) => unreachable!("Key::Exec parses to Setting::Exec"),
+                    Err(err) => Err(err),
+                },
+            )
+            .transpose()
+    };
+    let from_pod = read(pod.get(EXEC), Origin::Pod(EXEC.to_owned()))?;
+    let from_namespace = read(
+        namespace_annotations.get(EXEC),
+        Origin::Namespace {
+            namespace: namespace.to_owned(),
+            key: EXEC.to_owned(),
+        },
+    )?;
+    Ok(from_pod
+        .into_iter()
+        .chain(from_namespace)
+        .max_by_key(|(policy, _)| *policy)
+        .unwrap_or((ExecPolicy::Sandboxed, None)))
 }
 
 #[cfg(test)]

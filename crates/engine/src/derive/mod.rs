@@ -19,8 +19,8 @@ mod ports;
 
 pub use annotations::{
     ALLOW_OPT_OUT, ALLOW_POD_PATHS, ANNOTATION_PREFIX, AnnotationError, Annotations, CONNECT_PORTS,
-    ContainerSettings, ENFORCEMENT, FloorError, INJECT, IO_URING, Key, Origin, PROFILE,
-    READABLE_PATHS, STATUS, WRITABLE_PATHS,
+    ContainerSettings, ENFORCEMENT, EXEC, ExecPolicy, FloorError, INJECT, IO_URING, Key, Origin,
+    PROFILE, READABLE_PATHS, STATUS, WRITABLE_PATHS, exec_policy,
 };
 pub use mounts::mounts_writable;
 pub use path_dirs::{PathDirs, path_dirs};

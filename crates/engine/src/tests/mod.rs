@@ -2,6 +2,7 @@
 //! beside them.
 
 mod escapes;
+mod exec;
 mod floors;
 mod images;
 mod mutate;
