@@ -53,6 +53,9 @@ pub struct Reviewed {
     pub creates: bool,
     /// The pod's controller (or first owner), for Events about it.
     pub owner: Option<OwnerReference>,
+    /// For `kubectl exec` / `attach` (CONNECT): how it was decided, for the
+    /// metric and the audit line.
+    pub connect: Option<crate::connect::Audit>,
 }
 
 impl Reviewed {
@@ -106,12 +109,12 @@ pub fn review(
 
 /// An AdmissionReview read, not answered yet: the server looks up the
 /// images of the pod it creates ([`Parsed::created_pod`]) in between.
-pub struct Parsed(Request);
+pub struct Parsed(pub(crate) Request);
 
 // Not boxed: built once per review and moved at most once, so the size
 // difference costs nothing a box would save.
 #[allow(clippy::large_enum_variant)]
-enum Request {
+pub(crate) enum Request {
     /// The usual case: the object deserialised straight into a Pod.
     Typed(AdmissionRequest<Pod>),
     /// A kind that is not a Pod, or a pod landgate cannot read: parsed a
@@ -188,7 +191,7 @@ fn request_of<T: Resource>(review: AdmissionReview<T>) -> Result<AdmissionReques
     review.try_into().map_err(|_| BadReview::MissingRequest)
 }
 
-fn reviewed<T: Resource>(
+pub(crate) fn reviewed<T: Resource>(
     request: &AdmissionRequest<T>,
     response: AdmissionResponse,
     outcome: Outcome,
@@ -221,6 +224,7 @@ fn reviewed<T: Resource>(
         dry_run: request.dry_run,
         creates: matches!(Review::of(request), Some(Review::Create)),
         owner,
+        connect: None,
     }
 }
 
@@ -386,7 +390,7 @@ fn read_pod<'r>(object: Option<&'r DynamicObject>, which: &str) -> Result<Cow<'r
         })
 }
 
-fn refuse(
+pub(crate) fn refuse(
     response: AdmissionResponse,
     reason: &'static str,
     message: String,
@@ -398,7 +402,10 @@ fn refuse(
 }
 
 /// A request whose pod cannot be read: the webhook cannot judge it.
-fn unreadable(response: AdmissionResponse, message: String) -> (AdmissionResponse, Outcome) {
+pub(crate) fn unreadable(
+    response: AdmissionResponse,
+    message: String,
+) -> (AdmissionResponse, Outcome) {
     (
         deny(response, 400, "BadRequest", &message),
         Outcome::Failed(message),

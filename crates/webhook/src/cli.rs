@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use crate::connect::PodReader;
 use crate::events::Events;
 use crate::images::{ImageLookups, PullSecrets};
 use crate::namespaces::NamespaceCache;
@@ -461,6 +462,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         if let Some(events) = events {
             server = server.with_events(events);
+        }
+        if let Some(client) = client {
+            // Inside the review's own timeout, leaving time to answer.
+            server = server.with_pods(PodReader::new(client, request_timeout / 2));
         }
         server
             .serve(shutdown_signal())

@@ -233,6 +233,7 @@ mod tests {
             dry_run: false,
             creates: true,
             owner,
+            connect: None,
         }
     }
 

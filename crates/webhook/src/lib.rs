@@ -5,7 +5,8 @@
 //!   mutating and the validating webhook.
 //! - [`preview`]: the engine on manifests and workloads, for humans.
 //! - [`images`], [`namespaces`]: what admission reads from the registry and
-//!   the API server (looked up before, cached).
+//!   the API server (looked up before, cached); [`connect`]: `kubectl exec`
+//!   and `attach`, with the pod's metadata read first.
 //! - [`events`]: Kubernetes Events about refused and unsandboxed pods
 //!   (best-effort, after the answer).
 //! - [`server`], [`tls`], [`metrics`]: transport.
@@ -14,6 +15,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod connect;
 pub mod events;
 pub mod images;
 pub mod metrics;

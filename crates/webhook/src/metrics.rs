@@ -37,6 +37,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabels {
+    /// `sandboxed`, `passed`, `allowed`, `refused`.
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RefusalLabels {
     webhook: &'static str,
     /// The kind of refusal ([`landgate_engine::MutateError::reason`], …).
@@ -78,6 +84,7 @@ struct StatusLabels {
 pub struct Metrics {
     reviews: Family<OutcomeLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
+    connects: Family<DecisionLabels, Counter>,
     review_duration: Histogram,
     previews: Counter,
     bad_requests: Family<StatusLabels, Counter>,
@@ -94,6 +101,7 @@ impl Metrics {
         let metrics = Self {
             reviews: Family::default(),
             refusals: Family::default(),
+            connects: Family::default(),
             // Reviews take tens of microseconds; the API server gives up after
             // timeoutSeconds (default 10s, ours 5s).
             review_duration: Histogram::new([
@@ -119,6 +127,14 @@ impl Metrics {
                     outcome,
                 });
             }
+        }
+        registry.register(
+            "exec",
+            "kubectl exec and attach into pods, by decision: sandboxed (rewritten through the launcher), passed (not landgate's pod, or already sandboxed), allowed (unsandboxed under landgate.dev/exec: allow; each logged), refused",
+            metrics.connects.clone(),
+        );
+        for decision in ["sandboxed", "passed", "allowed", "refused"] {
+            let _ = metrics.connects.get_or_create(&DecisionLabels { decision });
         }
         registry.register(
             "refusals",
@@ -197,6 +213,12 @@ impl Metrics {
                 .inc();
         }
         self.review_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn connect(&self, decision: &'static str) {
+        self.connects
+            .get_or_create(&DecisionLabels { decision })
+            .inc();
     }
 
     pub fn preview(&self) {

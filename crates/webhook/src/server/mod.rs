@@ -171,6 +171,12 @@ impl BoundServer {
     }
 
     /// Looks up the images of the pods it admits (and previews).
+    /// Reads the pods of `kubectl exec` / `attach` through `pods`.
+    pub fn with_pods(mut self, pods: crate::connect::PodReader) -> Self {
+        self.state.pods = Some(pods);
+        self
+    }
+
     /// Publishes Events about refused and unsandboxed pods through `events`.
     pub fn with_events(mut self, events: crate::events::Events) -> Self {
         events.register_metrics(&mut self.registry);

@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{self, Webhook};
+use crate::connect::{PodMeta, PodReader};
 use crate::events::Events;
 use crate::images::ImageLookups;
 use crate::metrics::{self, Metrics};
@@ -40,6 +41,9 @@ pub struct AppState {
     pub images: Option<ImageLookups>,
     /// `None` under --no-events (or without a cluster).
     pub events: Option<Events>,
+    /// Reads the pod of an exec or attach; `None` without a cluster (such
+    /// a request is then refused).
+    pub pods: Option<PodReader>,
 }
 
 impl AppState {
@@ -53,6 +57,7 @@ impl AppState {
             max_body_bytes,
             images: None,
             events: None,
+            pods: None,
         }
     }
 }
@@ -161,6 +166,16 @@ async fn answer_review(
 ) -> Response {
     let lookup = state.namespace_annotations.clone();
     let reviewed = match admission::parse(body) {
+        Ok(parsed) if webhook == Webhook::Mutating && parsed.connect_target().is_some() => {
+            let pod = match (&state.pods, parsed.connect_target()) {
+                (Some(reader), Some(target)) => reader.metadata(&target).await,
+                _ => PodMeta::Unavailable(
+                    "the webhook runs without an API server connection (--no-namespace-watch)"
+                        .into(),
+                ),
+            };
+            Ok(parsed.answer_connect(&*lookup, &pod))
+        }
         Ok(parsed) => {
             let images = match (&state.images, parsed.created_pod()) {
                 (Some(images), Some((pod, namespace)))
@@ -183,6 +198,19 @@ async fn answer_review(
             let body = reviewed.body();
             let elapsed = started.elapsed();
             state.metrics.review(webhook, &reviewed.outcome, elapsed);
+            if let Some(audit) = &reviewed.connect {
+                state.metrics.connect(audit.decision);
+                if audit.decision == "allowed" {
+                    tracing::warn!(
+                        namespace = %reviewed.namespace,
+                        name = %reviewed.name,
+                        user = %audit.user,
+                        container = %audit.container,
+                        command = ?audit.command,
+                        "exec or attach admitted unsandboxed (landgate.dev/exec: allow)"
+                    );
+                }
+            }
             if let Some(events) = &state.events {
                 let excluded = state
                     .settings
