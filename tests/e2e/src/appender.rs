@@ -8,6 +8,12 @@
 //!   do after landgate). Registered before landgate with `IfNeeded`, it is
 //!   reinvoked after landgate wrapped the pod, and landgate is not reinvoked
 //!   after it: only the validating webhook can catch the change.
+//!
+//! It also stands in for a kubelet's streaming endpoint: the API server
+//! forwards `kubectl exec` and `attach` to `/exec/…` and `/attach/…` of the
+//! node named in the pod, with the command in the query string; the server
+//! records each such request (and answers 404), so a test sees exactly
+//! what the API server would have had a node run.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -37,6 +43,7 @@ pub fn appended_command() -> Vec<String> {
 pub struct Appender {
     pub port: u16,
     reviews: Arc<AtomicUsize>,
+    kubelet: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -59,6 +66,8 @@ impl Appender {
         let port = listener.local_addr()?.port();
         let reviews = Arc::new(AtomicUsize::new(0));
         let counter = reviews.clone();
+        let kubelet = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = kubelet.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -66,13 +75,15 @@ impl Appender {
                 };
                 let acceptor = acceptor.clone();
                 let counter = counter.clone();
+                let recorded = recorded.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let service = hyper::service::service_fn(move |request| {
                         let counter = counter.clone();
-                        async move { Ok::<_, Infallible>(handle(request, &counter).await) }
+                        let recorded = recorded.clone();
+                        async move { Ok::<_, Infallible>(handle(request, &counter, &recorded).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service)
@@ -83,6 +94,7 @@ impl Appender {
         Ok(Self {
             port,
             reviews,
+            kubelet,
             task,
         })
     }
@@ -93,6 +105,15 @@ impl Appender {
 
     pub fn unwrap_url(&self) -> String {
         format!("https://127.0.0.1:{}/unwrap", self.port)
+    }
+
+    /// The exec and attach requests the API server sent it as a kubelet:
+    /// `path?query` each, in order.
+    pub fn kubelet_requests(&self) -> Vec<String> {
+        self.kubelet
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// How many reviews it answered.
@@ -107,8 +128,28 @@ impl Drop for Appender {
     }
 }
 
-async fn handle(request: Request<Incoming>, counter: &AtomicUsize) -> Response<Full<Bytes>> {
-    let unwrap = request.uri().path() == "/unwrap";
+async fn handle(
+    request: Request<Incoming>,
+    counter: &AtomicUsize,
+    kubelet: &std::sync::Mutex<Vec<String>>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if path.starts_with("/exec/") || path.starts_with("/attach/") {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        kubelet
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(target);
+        return respond(
+            StatusCode::NOT_FOUND,
+            b"e2e kubelet stand-in: recorded, not run".to_vec(),
+        );
+    }
+    let unwrap = path == "/unwrap";
     let body = match request.into_body().collect().await {
         Ok(body) => body.to_bytes(),
         Err(err) => return respond(StatusCode::BAD_REQUEST, err.to_string().into_bytes()),

@@ -19,7 +19,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use landgate_e2e::appender::{APPENDED, Appender, appended_command};
 use landgate_e2e::cluster::ControlPlane;
@@ -1613,4 +1613,142 @@ fn images_without_command_are_resolved_with_pull_secrets_and_pinned() {
         ensure!(status.success(), "SIGTERM: webhook exited with {status}");
         Ok(())
     });
+}
+
+/// `kubectl exec` (issue 12), proven by what reaches the node: a Node whose
+/// kubelet endpoint is a stand-in that records the streaming requests the
+/// API server forwards. Into a wrapped pod, an exec by absolute path
+/// arrives rewritten to run through the launcher; under the namespace's
+/// `landgate.dev/exec: deny` it is refused with landgate's message and
+/// nothing reaches the node; into a pod of a namespace landgate does not
+/// serve, it arrives as sent.
+#[test]
+fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
+    run(|env| async move {
+        const NODE: &str = "e2e-kubelet-standin";
+        let kubelet = Appender::start(&env.pki.cert(), &env.pki.key()).await?;
+        let nodes: Api<Node> = Api::all(env.client.clone());
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": NODE}}))?;
+        nodes.create(&PostParams::default(), &node).await?;
+        nodes
+            .patch_status(
+                NODE,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port}},
+                }})),
+            )
+            .await?;
+        let on_node = |name: &str| {
+            let mut pod = pods::simple_pod(name);
+            if let Some(spec) = pod.spec.as_mut() {
+                spec.node_name = Some(NODE.to_owned());
+            }
+            pod
+        };
+        let namespace = env.namespace("e2e-exec", &[INJECT_LABEL]).await?;
+        create(&env.pods(&namespace), &on_node("target")).await?;
+        let plain = env.namespace("e2e-exec-plain", &[]).await?;
+        create(&env.pods(&plain), &on_node("plain")).await?;
+
+        let exec = |namespace: String, pod: &'static str| async move {
+            env.kubectl(&[
+                "-n", &namespace, "exec", pod, "-c", "app", "--", "/bin/sh", "-c", "id",
+            ])
+            .await
+        };
+        let sent = ["/bin/sh", "-c", "id"];
+        let mut through_launcher = vec!["/landgate/landgate", "exec", "--"];
+        through_launcher.extend(sent);
+
+        // Sandboxed (the default): rewritten.
+        exec(namespace.clone(), "target").await?;
+        let recorded = kubelet.kubelet_requests();
+        let [request] = recorded.as_slice() else {
+            bail!("expected one exec at the node, got {recorded:?}");
+        };
+        ensure!(
+            request.starts_with(&format!("/exec/{namespace}/target/app?")),
+            "unexpected exec target at the node: {request}"
+        );
+        ensure!(
+            commands_of(request) == through_launcher,
+            "the node was asked to run {:?}, not {through_launcher:?} ({request})",
+            commands_of(request)
+        );
+
+        // A namespace landgate does not serve: as sent.
+        exec(plain.clone(), "plain").await?;
+        let recorded = kubelet.kubelet_requests();
+        ensure!(
+            recorded.len() == 2 && commands_of(&recorded[1]) == sent,
+            "an exec into an unserved namespace was changed: {recorded:?}"
+        );
+
+        // deny: refused by landgate, nothing reaches the node.
+        annotate_namespace(
+            &env.client,
+            &namespace,
+            json!({"landgate.dev/exec": "deny"}),
+        )
+        .await?;
+        let mut refusal = String::new();
+        for _ in 0..50 {
+            let output = exec(namespace.clone(), "target").await?;
+            refusal = String::from_utf8_lossy(&output.stderr).into_owned();
+            if refusal.contains("landgate.dev/exec") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        ensure!(
+            refusal.contains("exec.landgate.dev")
+                && refusal.contains("annotation landgate.dev/exec on namespace")
+                && refusal.contains("\"deny\""),
+            "kubectl exec under landgate.dev/exec: deny was not refused by landgate: {refusal}"
+        );
+        let after = kubelet.kubelet_requests();
+        ensure!(
+            after.len() == 2,
+            "a refused exec reached the node: {after:?}"
+        );
+        nodes.delete(NODE, &DeleteParams::default()).await?;
+        Ok(())
+    });
+}
+
+/// The `command` values of a kubelet streaming request's query, decoded.
+fn commands_of(request: &str) -> Vec<String> {
+    let query = request.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("command="))
+        .map(percent_decode)
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
