@@ -105,6 +105,22 @@ pub enum UpdateError {
         from: String,
         to: String,
     },
+    #[error(
+        "pod {pod}: this update adds ephemeral container {container:?} ({field}), which would run outside the sandbox: landgate does not wrap ephemeral containers yet, and {policy}. To debug a sandboxed pod, kubectl exec into one of its containers (the exec runs in that container's sandbox); to allow unsandboxed debug containers, the namespace's owner sets landgate.dev/exec: \"allow\""
+    )]
+    EphemeralContainer {
+        pod: String,
+        container: String,
+        field: String,
+        /// The exec policy and where it came from.
+        policy: String,
+    },
+    /// An annotation that cannot be read (the engine's message).
+    #[error("pod {pod}: {error}")]
+    Annotation {
+        pod: String,
+        error: Box<derive::AnnotationError>,
+    },
     /// A new ephemeral container's mounts (the engine's own check and
     /// message).
     #[error(transparent)]
@@ -119,6 +135,8 @@ impl UpdateError {
             Self::InitContainer { .. } => "init-container-changed",
             Self::OptOutLabel { .. } => "opt-out-label",
             Self::ProfileLabel { .. } => "profile-label-changed",
+            Self::EphemeralContainer { .. } => "ephemeral-container",
+            Self::Annotation { error, .. } => error.reason(),
             Self::Image { .. } => "image-changed",
             Self::Mount(error) => error.reason(),
         }
@@ -129,8 +147,14 @@ impl UpdateError {
 const OPT_OUT_VALUE: &str = "false";
 
 /// Decides an UPDATE of a pod (plain, or through `pods/ephemeralcontainers`)
-/// in `namespace`: `Ok` admits it unchanged.
-pub fn check_update(namespace: &str, old: &Pod, new: &Pod) -> Result<Admitted, UpdateError> {
+/// in `namespace`, whose annotations are `namespace_annotations`: `Ok`
+/// admits it unchanged.
+pub fn check_update(
+    namespace: &str,
+    namespace_annotations: &BTreeMap<String, String>,
+    old: &Pod,
+    new: &Pod,
+) -> Result<Admitted, UpdateError> {
     let pod = mutate::pod_label(namespace, new);
     let old_status = annotation(old, derive::STATUS);
     let new_status = annotation(new, derive::STATUS);
@@ -181,7 +205,19 @@ pub fn check_update(namespace: &str, old: &Pod, new: &Pod) -> Result<Admitted, U
     }
     check_init_container(&pod, old, new)?;
     check_images(&pod, old_status, old, new)?;
-    check_ephemeral_containers(&pod, old, new)
+    let exec = derive::exec_policy(
+        old.metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&BTreeMap::new()),
+        namespace,
+        namespace_annotations,
+    )
+    .map_err(|error| UpdateError::Annotation {
+        pod: pod.clone(),
+        error: Box::new(error),
+    })?;
+    check_ephemeral_containers(&pod, exec, old, new)
 }
 
 /// A wrapped container keeps its image. The API server lets an update
@@ -308,8 +344,15 @@ fn differing_fields(before: &Container, after: &Container) -> Vec<String> {
 
 /// Every ephemeral container the update adds (or changes, which the API
 /// server refuses anyway) passes the mount checks of any container of a
-/// wrapped pod. Those already there were admitted before.
-fn check_ephemeral_containers(pod: &str, old: &Pod, new: &Pod) -> Result<Admitted, UpdateError> {
+/// wrapped pod, and is refused outright unless the pod's exec policy is
+/// `allow`: it is not wrapped, so it would be an unsandboxed process in a
+/// sandboxed pod. Those already there were admitted before.
+fn check_ephemeral_containers(
+    pod: &str,
+    (exec, origin): (derive::ExecPolicy, Option<derive::Origin>),
+    old: &Pod,
+    new: &Pod,
+) -> Result<Admitted, UpdateError> {
     let before: BTreeMap<&str, _> = old
         .spec
         .iter()
@@ -325,6 +368,17 @@ fn check_ephemeral_containers(pod: &str, old: &Pod, new: &Pod) -> Result<Admitte
         }
         let field = format!("spec.ephemeralContainers[{index}]");
         mutate::check_container_mounts(pod, &field, container, spec).map_err(UpdateError::Mount)?;
+        if exec != derive::ExecPolicy::Allow {
+            return Err(UpdateError::EphemeralContainer {
+                pod: pod.to_owned(),
+                container: container.name.clone(),
+                field,
+                policy: match &origin {
+                    Some(origin) => format!("{origin} = {:?}", exec.as_str()),
+                    None => format!("{} is {:?} by default", derive::EXEC, exec.as_str()),
+                },
+            });
+        }
     }
     Ok(Admitted::SandboxUntouched)
 }
@@ -411,9 +465,25 @@ mod tests {
         })
     }
 
+    /// Checked in a namespace that allows unsandboxed debug containers
+    /// (`landgate.dev/exec: allow`), so that what else is checked shows;
+    /// the default is `the_default_refuses_debug_containers`.
     fn check(old: &Value, new: &Value) -> Result<Admitted, UpdateError> {
+        check_in(&[(derive::EXEC, "allow")], old, new)
+    }
+
+    fn check_in(
+        namespace: &[(&str, &str)],
+        old: &Value,
+        new: &Value,
+    ) -> Result<Admitted, UpdateError> {
+        let namespace: BTreeMap<String, String> = namespace
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         check_update(
             NAMESPACE,
+            &namespace,
             &serde_json::from_value(old.clone()).unwrap(),
             &serde_json::from_value(new.clone()).unwrap(),
         )
@@ -629,6 +699,43 @@ mod tests {
             pod["spec"]["ephemeralContainers"] = json!([debugger(json!(null))]);
         });
         assert_eq!(result, Ok(Admitted::SandboxUntouched));
+    }
+
+    /// An ephemeral container is not wrapped (yet): under the default
+    /// `sandboxed`, and under `deny`, it is refused, naming the setting
+    /// (issue 12: `kubectl debug` ran an unsandboxed process in a sandboxed
+    /// pod).
+    #[rstest::rstest]
+    #[case::default(&[], "landgate.dev/exec is \"sandboxed\" by default")]
+    #[case::deny(&[(derive::EXEC, "deny")], "annotation landgate.dev/exec on namespace shop = \"deny\"")]
+    fn the_default_refuses_debug_containers(
+        #[case] namespace: &[(&str, &str)],
+        #[case] said: &str,
+    ) {
+        let old = wrapped();
+        let mut new = old.clone();
+        new["spec"]["ephemeralContainers"] = json!([debugger(json!(null))]);
+        let result = check_in(namespace, &old, &new);
+        assert!(
+            matches!(result, Err(UpdateError::EphemeralContainer { .. })),
+            "{result:?}"
+        );
+        let message = refusal(result);
+        for part in [
+            "ephemeral container \"debugger\" (spec.ephemeralContainers[0])",
+            said,
+            "kubectl exec into one of its containers",
+        ] {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
+        // An unwrapped pod is not landgate's to guard.
+        let plain = unwrapped();
+        let mut debugged = plain.clone();
+        debugged["spec"]["ephemeralContainers"] = json!([debugger(json!(null))]);
+        assert_eq!(
+            check_in(namespace, &plain, &debugged),
+            Ok(Admitted::NotWrapped)
+        );
     }
 
     #[test]

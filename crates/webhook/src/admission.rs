@@ -309,21 +309,33 @@ pub fn answer<'r, T: Resource>(
                 Webhook::Validating => validate(settings, context, &pod, response),
             }
         }
-        Review::Update => match read(request.old_object.as_ref(), "oldObject") {
-            Ok(old) => guard(namespace, &old, &pod, response),
-            Err(message) => unreadable(response, message),
-        },
+        Review::Update => {
+            let Some(annotations) = namespace_annotations(namespace) else {
+                return refuse(
+                    response,
+                    "namespace-unknown",
+                    format!(
+                        "namespace {namespace:?} is not in landgate's namespace cache yet, so its landgate.dev/* settings cannot be applied to this update: retry in a few seconds"
+                    ),
+                );
+            };
+            match read(request.old_object.as_ref(), "oldObject") {
+                Ok(old) => guard(namespace, &annotations, &old, &pod, response),
+                Err(message) => unreadable(response, message),
+            }
+        }
     }
 }
 
 /// A pod UPDATE: admitted unchanged, or refused; never patched.
 fn guard(
     namespace: &str,
+    namespace_annotations: &BTreeMap<String, String>,
     old: &Pod,
     pod: &Pod,
     response: AdmissionResponse,
 ) -> (AdmissionResponse, Outcome) {
-    match update::check_update(namespace, old, pod) {
+    match update::check_update(namespace, namespace_annotations, old, pod) {
         Ok(admitted) => (response, Outcome::Passed(admitted.reason().to_owned())),
         Err(err) => refuse(response, err.reason(), err.to_string()),
     }
@@ -621,10 +633,29 @@ mod tests {
     }
 
     #[test]
-    fn plain_ephemeral_container_is_admitted_unchanged() {
+    fn plain_ephemeral_container_is_refused_unless_the_namespace_allows_it() {
         let old = stored_pod();
         let new = with_debugger(&old, json!(null));
-        let (reviewed, answer) = run(&update_review(old, new, Some("ephemeralcontainers")));
+        let body = update_review(old, new, Some("ephemeralcontainers"));
+        let (reviewed, answer) = run(&body);
+        assert_refused(
+            &reviewed,
+            &answer,
+            "landgate.dev/exec is \"sandboxed\" by default",
+        );
+        let allow = |_: &str| {
+            Some(BTreeMap::from([(
+                "landgate.dev/exec".to_owned(),
+                "allow".to_owned(),
+            )]))
+        };
+        let reviewed = review(
+            &Settings::default(),
+            &allow,
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .unwrap();
+        let answer: Value = serde_json::from_slice(&reviewed.body()).unwrap();
         assert_admitted_unchanged(
             &reviewed,
             &answer,

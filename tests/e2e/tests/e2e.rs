@@ -1330,12 +1330,52 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             "(spec.ephemeralContainers[0].volumeMounts[0]) mounts volume \"landgate\"",
         )?;
 
-        // 2. The same debug container without the mount: plain kubectl debug
-        // keeps working.
-        let debugged = api
-            .patch_ephemeral_containers("target", &params, &Patch::Strategic(debugger(json!([]))))
-            .await
-            .context("adding a plain ephemeral container")?;
+        // 2. The same debug container without the mount: not wrapped, so an
+        // unsandboxed process in a sandboxed pod, refused under the default
+        // landgate.dev/exec: sandboxed; admitted once the namespace allows
+        // unsandboxed debugging.
+        refused(
+            api.patch_ephemeral_containers(
+                "target",
+                &params,
+                &Patch::Strategic(debugger(json!([]))),
+            )
+            .await,
+            "plain ephemeral container under exec: sandboxed",
+            "would run outside the sandbox",
+        )?;
+        annotate_namespace(
+            &env.client,
+            &namespace,
+            json!({"landgate.dev/exec": "allow"}),
+        )
+        .await?;
+        let mut debugged = None;
+        for _ in 0..50 {
+            match api
+                .patch_ephemeral_containers(
+                    "target",
+                    &params,
+                    &Patch::Strategic(debugger(json!([]))),
+                )
+                .await
+            {
+                Ok(pod) => {
+                    debugged = Some(pod);
+                    break;
+                }
+                // Until the webhook's namespace cache sees the annotation.
+                Err(kube::Error::Api(status))
+                    if status.message.contains("would run outside the sandbox") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(err) => return Err(err).context("adding a plain ephemeral container"),
+            }
+        }
+        let debugged = debugged.context(
+            "a plain ephemeral container was still refused under landgate.dev/exec: allow",
+        )?;
         ensure!(
             debugged
                 .spec
