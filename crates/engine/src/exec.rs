@@ -11,14 +11,18 @@
 //! the container's environment); attach reaches the main process, already
 //! sandboxed. `deny` refuses both; `allow` admits them unchanged (audited).
 //! A container landgate did not wrap (an ephemeral one) cannot run the
-//! launcher: an exec or attach there is refused unless `allow`.
+//! launcher: an exec or attach there is refused unless `allow`. Which
+//! containers are wrapped comes from the status, or from the spec when the
+//! status is gone ([`wrapped_containers`]): the pod is read whole.
 
 use std::collections::BTreeMap;
 
 use landgate_policy::argv;
 
+use k8s_openapi::api::core::v1::Pod;
+
 use crate::derive::{self, ExecPolicy, Origin};
-use crate::status::parse_status;
+use crate::status::wrapped_containers;
 
 /// What the request asks for.
 #[derive(Debug, Clone, Copy)]
@@ -44,12 +48,10 @@ pub enum ExecDecision {
 }
 
 /// Decides an exec or attach into `container` (as the request names it) of
-/// pod `pod` (`namespace/name`, for messages), from the pod's annotations
-/// and its namespace's.
+/// `pod`, in `namespace` with `namespace_annotations`.
 pub fn decide_exec(
-    pod: &str,
+    pod: &Pod,
     namespace: &str,
-    annotations: &BTreeMap<String, String>,
     namespace_annotations: &BTreeMap<String, String>,
     container: Option<&str>,
     request: Connect<'_>,
@@ -58,11 +60,13 @@ pub fn decide_exec(
         Connect::Exec(_) => "exec",
         Connect::Attach => "attach",
     };
-    let recorded = annotations
-        .get(derive::STATUS)
-        .and_then(|raw| parse_status(raw).ok())
-        .map(|status| status.containers)
-        .unwrap_or_default();
+    let no_annotations = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&no_annotations);
+    let recorded = wrapped_containers(pod);
+    let pod = format!(
+        "{namespace}/{}",
+        pod.metadata.name.as_deref().unwrap_or_default()
+    );
     if recorded.is_empty() {
         return ExecDecision::Pass(format!("{what}: pod {pod} is not wrapped by landgate"));
     }
@@ -95,15 +99,11 @@ pub fn decide_exec(
             "{what} into pod {pod} names no container, and landgate sandboxes an {what} per container: name it (kubectl {what} -c <container>)"
         ));
     };
-    if !recorded.contains_key(container) {
+    if !recorded.iter().any(|name| name == container) {
         return ExecDecision::Refuse(format!(
             "{what} into container {container:?} of pod {pod} is refused: landgate did not wrap that container (an ephemeral container, or one it does not know), so the {what} would run outside the sandbox ({}). {what} into a wrapped container ({})",
             said(&origin),
-            recorded
-                .keys()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+            recorded.join(", ")
         ));
     }
     match request {

@@ -43,7 +43,7 @@ pub use crate::outcome::Outcome;
 pub use crate::reinvoke::SERVICE_ACCOUNT_TOKEN_DIR;
 pub use crate::status::{
     MIXED_PROFILES, NOT_SANDBOXED, PROFILE_LABEL, PathEdit, STATUS_VERSION, Status,
-    WrappedContainer, container_hash, parse_status,
+    WrappedContainer, container_hash, parse_status, wrapped_containers,
 };
 pub use landgate_policy::argv::exec as wrap_command;
 pub use landgate_policy::layout::{

@@ -160,3 +160,51 @@ impl Pass<'_> {
         }
     }
 }
+
+/// Whether the pod has landgate-init and the launcher volume: only landgate
+/// writes them into a pod of an opted-in namespace (it refuses those names
+/// otherwise), and never half-wraps one. What guards a wrapped pod when its
+/// status annotation is gone: annotations also change through the
+/// `pods/status` subresource, which no webhook sees.
+pub(crate) fn carries_launcher(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    use landgate_policy::layout::{INIT_CONTAINER, VOLUME};
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == INIT_CONTAINER)
+            && spec.volumes.iter().flatten().any(|v| v.name == VOLUME)
+    })
+}
+
+/// The containers landgate wrapped in `pod`: those its status records, or,
+/// when the record is gone but landgate-init and its volume are there,
+/// every container but landgate-init (a pod is wrapped whole). Ephemeral
+/// containers are never among them.
+pub fn wrapped_containers(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    let recorded = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(derive::STATUS))
+        .and_then(|raw| parse_status(raw).ok())
+        .map(|status| status.containers)
+        .unwrap_or_default();
+    if !recorded.is_empty() {
+        return recorded.into_keys().collect();
+    }
+    if !carries_launcher(pod) {
+        return Vec::new();
+    }
+    pod.spec
+        .iter()
+        .flat_map(|spec| {
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(&spec.containers)
+        })
+        .map(|c| c.name.clone())
+        .filter(|name| name != landgate_policy::layout::INIT_CONTAINER)
+        .collect()
+}

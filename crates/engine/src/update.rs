@@ -33,6 +33,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::derive;
 use crate::mutate::{self, INIT_CONTAINER_NAME, MutateError, PROFILE_LABEL, Status};
+use crate::status::carries_launcher;
 
 /// Why an update was admitted, for the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,15 @@ pub enum UpdateError {
         to: String,
     },
     #[error(
+        "pod {pod}: this update changes annotation {key} ({from:?} to {to:?}) of a pod landgate wrapped; what kubectl exec, attach and debug get is set when the pod is created (within its namespace's floor). Leave it as it is; the namespace's owner can tighten it for every pod at once"
+    )]
+    ExecAnnotation {
+        pod: String,
+        key: &'static str,
+        from: String,
+        to: String,
+    },
+    #[error(
         "pod {pod}: this update changes label {label} ({from:?} to {to:?}), landgate's summary of how the pod is sandboxed; only landgate writes it, when the pod is created. Leave it as it is"
     )]
     ProfileLabel {
@@ -135,6 +145,7 @@ impl UpdateError {
             Self::InitContainer { .. } => "init-container-changed",
             Self::OptOutLabel { .. } => "opt-out-label",
             Self::ProfileLabel { .. } => "profile-label-changed",
+            Self::ExecAnnotation { .. } => "exec-annotation-changed",
             Self::EphemeralContainer { .. } => "ephemeral-container",
             Self::Annotation { error, .. } => error.reason(),
             Self::Image { .. } => "image-changed",
@@ -203,21 +214,18 @@ pub fn check_update(
             value: OPT_OUT_VALUE,
         });
     }
+    let (was, is) = (annotation(old, derive::EXEC), annotation(new, derive::EXEC));
+    if was != is {
+        return Err(UpdateError::ExecAnnotation {
+            pod,
+            key: derive::EXEC,
+            from: was.unwrap_or_default().to_owned(),
+            to: is.unwrap_or_default().to_owned(),
+        });
+    }
     check_init_container(&pod, old, new)?;
     check_images(&pod, old_status, old, new)?;
-    let exec = derive::exec_policy(
-        old.metadata
-            .annotations
-            .as_ref()
-            .unwrap_or(&BTreeMap::new()),
-        namespace,
-        namespace_annotations,
-    )
-    .map_err(|error| UpdateError::Annotation {
-        pod: pod.clone(),
-        error: Box::new(error),
-    })?;
-    check_ephemeral_containers(&pod, exec, old, new)
+    check_ephemeral_containers(&pod, namespace, namespace_annotations, old, new)
 }
 
 /// A wrapped container keeps its image. The API server lets an update
@@ -349,7 +357,8 @@ fn differing_fields(before: &Container, after: &Container) -> Vec<String> {
 /// sandboxed pod. Those already there were admitted before.
 fn check_ephemeral_containers(
     pod: &str,
-    (exec, origin): (derive::ExecPolicy, Option<derive::Origin>),
+    namespace: &str,
+    namespace_annotations: &BTreeMap<String, String>,
     old: &Pod,
     new: &Pod,
 ) -> Result<Admitted, UpdateError> {
@@ -368,6 +377,20 @@ fn check_ephemeral_containers(
         }
         let field = format!("spec.ephemeralContainers[{index}]");
         mutate::check_container_mounts(pod, &field, container, spec).map_err(UpdateError::Mount)?;
+        // Read only here, so that a bad value blocks debug containers, not
+        // every other update of the pod (finalizers included).
+        let (exec, origin) = derive::exec_policy(
+            old.metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&BTreeMap::new()),
+            namespace,
+            namespace_annotations,
+        )
+        .map_err(|error| UpdateError::Annotation {
+            pod: pod.to_owned(),
+            error: Box::new(error),
+        })?;
         if exec != derive::ExecPolicy::Allow {
             return Err(UpdateError::EphemeralContainer {
                 pod: pod.to_owned(),
@@ -397,23 +420,6 @@ fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .as_ref()
         .and_then(|l| l.get(key))
         .map(String::as_str)
-}
-
-/// Whether the pod has landgate-init and the launcher volume: only landgate
-/// writes them into a pod of an opted-in namespace (it refuses those names
-/// otherwise), and never half-wraps one.
-fn carries_launcher(pod: &Pod) -> bool {
-    pod.spec.as_ref().is_some_and(|spec| {
-        spec.init_containers
-            .iter()
-            .flatten()
-            .any(|c| c.name == INIT_CONTAINER_NAME)
-            && spec
-                .volumes
-                .iter()
-                .flatten()
-                .any(|v| v.name == mutate::VOLUME_NAME)
-    })
 }
 
 /// Whether a status annotation records wrapped containers. One that does
@@ -635,6 +641,37 @@ mod tests {
             matches!(swap_app, Err(UpdateError::Image { .. })),
             "{swap_app:?}"
         );
+    }
+
+    /// A wrapped pod's exec annotation is set at creation: an update may not
+    /// turn it into `allow` (security review), nor change it otherwise.
+    #[test]
+    fn the_exec_annotation_may_not_change() {
+        let result = update(wrapped(), |pod| {
+            pod["metadata"]["annotations"][derive::EXEC] = json!("allow");
+        });
+        assert!(
+            matches!(result, Err(UpdateError::ExecAnnotation { .. })),
+            "{result:?}"
+        );
+    }
+
+    /// A bad exec value on the namespace blocks debug containers only, not
+    /// every update of the pod (security review: finalizers stuck).
+    #[test]
+    fn a_bad_namespace_exec_value_blocks_only_debug_containers() {
+        let bad = [(derive::EXEC, "ALLOW")];
+        let old = wrapped();
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"]["tier"] = json!("front");
+        assert_eq!(
+            check_in(&bad, &old, &labelled),
+            Ok(Admitted::SandboxUntouched)
+        );
+        let mut debugged = old.clone();
+        debugged["spec"]["ephemeralContainers"] = json!([debugger(json!(null))]);
+        let message = refusal(check_in(&bad, &old, &debugged));
+        assert!(message.contains("namespace shop"), "{message}");
     }
 
     /// The profile label is landgate's record too, on any pod.

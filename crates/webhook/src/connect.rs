@@ -2,15 +2,15 @@
 //! CONNECT requests on `pods/exec` / `pods/attach`, with a `PodExecOptions`
 //! / `PodAttachOptions` object, and passes a mutating webhook's patch of the
 //! options on to the kubelet (the README, "kubectl exec", has the evidence).
-//! The request names the pod but does not carry it: its metadata is read
-//! from the API server (one GET per exec; execs are rare and human-paced),
-//! then the engine decides ([`landgate_engine::exec`]).
+//! The request names the pod but does not carry it: the pod is read from
+//! the API server (one GET per exec; execs are rare and human-paced), then
+//! the engine decides ([`landgate_engine::exec`]). The whole pod, not its
+//! metadata: which containers are wrapped also shows in its spec, when its
+//! status annotation was removed through `pods/status`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
@@ -35,7 +35,7 @@ pub struct Target<'a> {
 /// What the GET of the pod found.
 #[derive(Debug)]
 pub enum PodMeta {
-    Found(Box<ObjectMeta>),
+    Found(Box<Pod>),
     /// No such pod: the API server answers the exec with its own 404.
     NotFound,
     /// It could not be read; the exec is refused rather than let through.
@@ -54,7 +54,7 @@ pub struct Audit {
     pub command: Vec<String>,
 }
 
-/// Reads pods' metadata through the API server.
+/// Reads pods through the API server.
 #[derive(Clone)]
 pub struct PodReader {
     client: kube::Client,
@@ -67,10 +67,10 @@ impl PodReader {
         Self { client, timeout }
     }
 
-    pub async fn metadata(&self, target: &Target<'_>) -> PodMeta {
+    pub async fn pod(&self, target: &Target<'_>) -> PodMeta {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), target.namespace);
-        match tokio::time::timeout(self.timeout, api.get_metadata_opt(target.name)).await {
-            Ok(Ok(Some(pod))) => PodMeta::Found(Box::new(pod.metadata)),
+        match tokio::time::timeout(self.timeout, api.get_opt(target.name)).await {
+            Ok(Ok(Some(pod))) => PodMeta::Found(Box::new(pod)),
             Ok(Ok(None)) => PodMeta::NotFound,
             Ok(Err(err)) => PodMeta::Unavailable(err.to_string()),
             Err(_) => PodMeta::Unavailable(format!("no answer within {:?}", self.timeout)),
@@ -84,14 +84,20 @@ impl Parsed {
         let Request::Dynamic(request) = &self.0 else {
             return None;
         };
-        kind_of(request)?;
+        let is_exec_or_attach = request.operation == Operation::Connect
+            && request.resource.group.is_empty()
+            && request.resource.resource == "pods"
+            && matches!(request.sub_resource.as_deref(), Some("exec" | "attach"));
+        if !is_exec_or_attach {
+            return None;
+        }
         Some(Target {
             namespace: request.namespace.as_deref().unwrap_or_default(),
             name: &request.name,
         })
     }
 
-    /// Answers an exec or attach into a pod whose metadata is `pod`.
+    /// Answers an exec or attach into `pod`, as read.
     pub fn answer_connect(
         &self,
         namespace_annotations: &NamespaceLookup,
@@ -128,12 +134,22 @@ fn connect(
     pod: &PodMeta,
 ) -> (AdmissionResponse, Outcome, Option<Audit>) {
     let response = AdmissionResponse::from(request);
+    // An exec or attach whose options landgate cannot read is refused, not
+    // let through: the API server sends v1 PodExecOptions/PodAttachOptions
+    // today, and a new shape must be looked at before it is admitted.
     let Some(kind) = kind_of(request) else {
-        return (
+        let (response, outcome) = refuse(
             response,
-            Outcome::Passed("not an exec or attach".into()),
-            None,
+            "exec-refused",
+            format!(
+                "landgate does not know the options of this pods/{} request ({}/{} {}); it is refused rather than run outside the sandbox",
+                request.sub_resource.as_deref().unwrap_or_default(),
+                request.kind.group,
+                request.kind.version,
+                request.kind.kind
+            ),
         );
+        return (response, outcome, None);
     };
     let namespace = request.namespace.as_deref().unwrap_or_default();
     let label = format!("{namespace}/{}", request.name);
@@ -166,8 +182,8 @@ fn connect(
         container: container.clone().unwrap_or_default(),
         command: command.clone().unwrap_or_default(),
     };
-    let meta = match pod {
-        PodMeta::Found(meta) => meta,
+    let pod = match pod {
+        PodMeta::Found(pod) => pod,
         PodMeta::NotFound => {
             audit.decision = "passed";
             let why = format!("pod {label} does not exist");
@@ -195,15 +211,13 @@ fn connect(
         );
         return (response, outcome, Some(audit));
     };
-    let no_annotations = BTreeMap::new();
     let connect = match &command {
         Some(command) => Connect::Exec(command),
         None => Connect::Attach,
     };
     let decision = decide_exec(
-        &label,
+        pod,
         namespace,
-        meta.annotations.as_ref().unwrap_or(&no_annotations),
         &ns_annotations,
         container.as_deref(),
         connect,
@@ -248,8 +262,9 @@ mod tests {
     use landgate_engine::mutate::{NO_IMAGES, PodContext, mutate_pod};
     use landgate_engine::settings::Settings;
     use serde_json::{Value, json};
+    use std::collections::BTreeMap;
 
-    /// The metadata landgate stored on a wrapped one-container pod `web`.
+    /// A wrapped one-container pod `web`, as landgate stored it.
     fn wrapped(extra: &[(&str, &str)]) -> PodMeta {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "web"},
@@ -263,15 +278,15 @@ mod tests {
             images: NO_IMAGES,
         };
         let m = mutate_pod(&Settings::default(), context, &pod).unwrap();
-        let mut meta = landgate_engine::patch::apply(&pod, &m.patch)
-            .unwrap()
-            .metadata;
+        let mut stored = landgate_engine::patch::apply(&pod, &m.patch).unwrap();
         for (k, v) in extra {
-            meta.annotations
+            stored
+                .metadata
+                .annotations
                 .get_or_insert_default()
                 .insert((*k).to_owned(), (*v).to_owned());
         }
-        PodMeta::Found(Box::new(meta))
+        PodMeta::Found(Box::new(stored))
     }
 
     /// A CONNECT review as the API server sends it for `kubectl exec`.

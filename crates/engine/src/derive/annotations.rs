@@ -504,6 +504,15 @@ impl Annotations {
         for ((key, _), (value, origin)) in &self.pod {
             match key {
                 Key::Inject => self.check_opt_out(value, origin, namespace)?,
+                Key::Exec if !self.namespace.contains_key(&Key::Exec) => {
+                    // Without a namespace value the floor is the default:
+                    // only the namespace's owner can allow unsandboxed exec.
+                    let floor = Origin::Namespace {
+                        namespace: namespace.to_owned(),
+                        key: EXEC.to_owned(),
+                    };
+                    check_floor(value, origin, &Setting::Exec(ExecPolicy::Sandboxed), &floor)?
+                }
                 Key::WritablePaths | Key::ReadablePaths => {
                     self.check_pod_paths(*key, value, origin)?
                 }
@@ -680,7 +689,7 @@ fn check_floor(
         ),
         (Setting::Exec(pod), Setting::Exec(namespace)) if pod < namespace => (
             "loosens".to_owned(),
-            "a namespace's exec is a floor that a pod may tighten but not loosen (allow < sandboxed < deny)".to_owned(),
+            "a namespace's exec is a floor that a pod may tighten but not loosen (allow < sandboxed < deny; a namespace without the annotation is \"sandboxed\", so only the namespace's owner can allow unsandboxed exec)".to_owned(),
             format!("Remove the pod annotation or set it to {namespace:?}", namespace = namespace.as_str()),
         ),
         _ => return Ok(()),
@@ -786,35 +795,39 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
 /// The exec policy of a pod when someone execs into it: the pod's
 /// `landgate.dev/exec` and its namespace's, the stricter winning (a
 /// namespace tightened after the pod was created wins at once; a pod
-/// loosening its namespace was refused at creation), `sandboxed` when
-/// neither says. With the origin of the value, for messages.
+/// loosening its namespace was refused at creation). A namespace without
+/// the annotation counts as `sandboxed`: only the namespace can grant
+/// `allow`. With the origin of the value (`None`: that default).
 pub fn exec_policy(
     pod: &BTreeMap<String, String>,
     namespace: &str,
     namespace_annotations: &BTreeMap<String, String>,
 ) -> Result<(ExecPolicy, Option<Origin>), AnnotationError> {
-    let read = |value: Option<&String>, origin: Origin| -> Result<_, AnnotationError> {
-        value
-            .map(
-                |value| match parse_value(Key::Exec, value, &origin, "the pod") {
-                    Ok(Setting::Exec(policy)) => Ok((policy, Some(origin))),
-                    Ok(_) => unreachable!("Key::Exec parses to Setting::Exec"),
-                    Err(err) => Err(err),
-                },
-            )
-            .transpose()
-    };
-    let from_pod = read(pod.get(EXEC), Origin::Pod(EXEC.to_owned()))?;
+    let read =
+        |value: Option<&String>, origin: Origin, place: &str| -> Result<_, AnnotationError> {
+            value
+                .map(
+                    |value| match parse_value(Key::Exec, value, &origin, place) {
+                        Ok(Setting::Exec(policy)) => Ok((policy, Some(origin))),
+                        Ok(_) => unreachable!("Key::Exec parses to Setting::Exec"),
+                        Err(err) => Err(err),
+                    },
+                )
+                .transpose()
+        };
+    let from_pod = read(pod.get(EXEC), Origin::Pod(EXEC.to_owned()), "the pod")?;
     let from_namespace = read(
         namespace_annotations.get(EXEC),
         Origin::Namespace {
             namespace: namespace.to_owned(),
             key: EXEC.to_owned(),
         },
-    )?;
+        &format!("namespace {namespace}"),
+    )?
+    .unwrap_or((ExecPolicy::Sandboxed, None));
     Ok(from_pod
         .into_iter()
-        .chain(from_namespace)
+        .chain([from_namespace])
         .max_by_key(|(policy, _)| *policy)
         .unwrap_or((ExecPolicy::Sandboxed, None)))
 }

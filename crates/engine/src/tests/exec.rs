@@ -7,15 +7,17 @@ use std::collections::BTreeMap;
 use rstest::rstest;
 use serde_json::json;
 
+use k8s_openapi::api::core::v1::Pod;
+
 use crate::derive::{EXEC, STATUS};
 use crate::exec::{Connect, ExecDecision, decide_exec};
 use crate::mutate::*;
 use crate::settings::Settings;
 
-/// The annotations landgate stored on a wrapped pod with containers `app`
-/// and `side`, plus `extra`.
-fn wrapped_annotations(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+/// A wrapped pod with containers `app` and `side`, as landgate stored it,
+/// with the annotations `extra` added.
+fn wrapped_pod(extra: &[(&str, &str)]) -> Pod {
+    let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"containers": [
             {"name": "app", "image": "busybox:1.36", "command": ["sleep", "3600"]},
@@ -30,12 +32,12 @@ fn wrapped_annotations(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         images: NO_IMAGES,
     };
     let m = mutate_pod(&Settings::default(), context, &pod).unwrap();
-    let stored = crate::patch::apply(&pod, &m.patch).unwrap();
-    let mut annotations = stored.metadata.annotations.unwrap();
+    let mut stored = crate::patch::apply(&pod, &m.patch).unwrap();
+    let annotations = stored.metadata.annotations.get_or_insert_default();
     for (k, v) in extra {
         annotations.insert((*k).to_owned(), (*v).to_owned());
     }
-    annotations
+    stored
 }
 
 fn words(command: &[&str]) -> Vec<String> {
@@ -43,7 +45,7 @@ fn words(command: &[&str]) -> Vec<String> {
 }
 
 fn exec_in(
-    annotations: &BTreeMap<String, String>,
+    pod: &Pod,
     namespace: &[(&str, &str)],
     container: Option<&str>,
     command: &[String],
@@ -52,14 +54,7 @@ fn exec_in(
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    decide_exec(
-        "shop/web",
-        "shop",
-        annotations,
-        &namespace,
-        container,
-        Connect::Exec(command),
-    )
+    decide_exec(pod, "shop", &namespace, container, Connect::Exec(command))
 }
 
 fn launched(command: &[String]) -> Vec<String> {
@@ -81,7 +76,7 @@ fn launched(command: &[String]) -> Vec<String> {
 fn every_exec_runs_through_the_launcher(#[case] command: &[&str]) {
     let command = words(command);
     assert_eq!(
-        exec_in(&wrapped_annotations(&[]), &[], Some("app"), &command),
+        exec_in(&wrapped_pod(&[]), &[], Some("app"), &command),
         ExecDecision::Rewrite(launched(&command))
     );
 }
@@ -89,8 +84,7 @@ fn every_exec_runs_through_the_launcher(#[case] command: &[&str]) {
 #[test]
 fn a_long_argv_is_rewritten_whole() {
     let command: Vec<String> = (0..10_000).map(|i| format!("arg{i}")).collect();
-    let ExecDecision::Rewrite(rewritten) =
-        exec_in(&wrapped_annotations(&[]), &[], Some("app"), &command)
+    let ExecDecision::Rewrite(rewritten) = exec_in(&wrapped_pod(&[]), &[], Some("app"), &command)
     else {
         panic!("not rewritten");
     };
@@ -102,7 +96,7 @@ fn a_long_argv_is_rewritten_whole() {
 fn a_command_already_through_the_launcher_is_left_alone() {
     let command = words(&["/landgate/landgate", "exec", "--", "sh"]);
     assert!(matches!(
-        exec_in(&wrapped_annotations(&[]), &[], Some("app"), &command),
+        exec_in(&wrapped_pod(&[]), &[], Some("app"), &command),
         ExecDecision::Pass(_)
     ));
 }
@@ -110,7 +104,7 @@ fn a_command_already_through_the_launcher_is_left_alone() {
 #[test]
 fn an_empty_command_is_refused() {
     assert!(matches!(
-        exec_in(&wrapped_annotations(&[]), &[], Some("app"), &[]),
+        exec_in(&wrapped_pod(&[]), &[], Some("app"), &[]),
         ExecDecision::Refuse(_)
     ));
 }
@@ -135,7 +129,7 @@ fn deny_refuses_exec_and_attach_naming_where_it_came_from() {
             "on namespace shop",
         ),
     ] {
-        let annotations = wrapped_annotations(&pod);
+        let annotations = wrapped_pod(&pod);
         let ExecDecision::Refuse(message) =
             exec_in(&annotations, &namespace, Some("app"), &words(&["sh"]))
         else {
@@ -146,38 +140,42 @@ fn deny_refuses_exec_and_attach_naming_where_it_came_from() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let attach = decide_exec(
-            "shop/web",
-            "shop",
-            &annotations,
-            &ns,
-            Some("app"),
-            Connect::Attach,
-        );
+        let attach = decide_exec(&annotations, "shop", &ns, Some("app"), Connect::Attach);
         assert!(matches!(attach, ExecDecision::Refuse(_)), "{attach:?}");
     }
 }
 
 #[test]
-fn allow_admits_unchanged_and_says_so() {
+fn allow_from_the_namespace_admits_unchanged_and_says_so() {
     let decision = exec_in(
-        &wrapped_annotations(&[(EXEC, "allow")]),
-        &[],
+        &wrapped_pod(&[]),
+        &[(EXEC, "allow")],
         Some("app"),
         &words(&["sh"]),
     );
     assert!(
-        matches!(&decision, ExecDecision::Allowed(why) if why.contains("pod annotation landgate.dev/exec")),
+        matches!(&decision, ExecDecision::Allowed(why) if why.contains("annotation landgate.dev/exec on namespace shop")),
         "{decision:?}"
+    );
+}
+
+/// Only the namespace grants `allow`: a pod's own `allow` (set when the
+/// namespace said nothing, or added later) is still sandboxed (security
+/// review: a pod gave itself unsandboxed exec).
+#[test]
+fn a_pods_own_allow_is_still_sandboxed() {
+    let command = words(&["sh"]);
+    assert_eq!(
+        exec_in(&wrapped_pod(&[(EXEC, "allow")]), &[], Some("app"), &command),
+        ExecDecision::Rewrite(launched(&command))
     );
 }
 
 #[test]
 fn attach_to_a_wrapped_container_is_admitted() {
     let decision = decide_exec(
-        "shop/web",
+        &wrapped_pod(&[]),
         "shop",
-        &wrapped_annotations(&[]),
         &BTreeMap::new(),
         Some("side"),
         Connect::Attach,
@@ -189,7 +187,7 @@ fn attach_to_a_wrapped_container_is_admitted() {
 /// exec or attach there would run outside the sandbox.
 #[test]
 fn an_unwrapped_container_of_a_wrapped_pod_is_refused() {
-    let annotations = wrapped_annotations(&[]);
+    let annotations = wrapped_pod(&[]);
     let ExecDecision::Refuse(message) =
         exec_in(&annotations, &[], Some("debugger-x1"), &words(&["sh"]))
     else {
@@ -198,9 +196,8 @@ fn an_unwrapped_container_of_a_wrapped_pod_is_refused() {
     assert!(message.contains("\"debugger-x1\""), "{message}");
     assert!(message.contains("app, side"), "{message}");
     let attach = decide_exec(
-        "shop/web",
-        "shop",
         &annotations,
+        "shop",
         &BTreeMap::new(),
         Some("debugger-x1"),
         Connect::Attach,
@@ -211,7 +208,7 @@ fn an_unwrapped_container_of_a_wrapped_pod_is_refused() {
 #[test]
 fn a_request_naming_no_container_is_refused() {
     assert!(matches!(
-        exec_in(&wrapped_annotations(&[]), &[], None, &words(&["sh"])),
+        exec_in(&wrapped_pod(&[]), &[], None, &words(&["sh"])),
         ExecDecision::Refuse(_)
     ));
 }
@@ -219,29 +216,38 @@ fn a_request_naming_no_container_is_refused() {
 #[test]
 fn a_pod_landgate_did_not_wrap_is_left_alone() {
     for annotations in [
-        BTreeMap::new(),
-        [(
-            STATUS.to_owned(),
-            "{\"version\":1,\"skipped\":\"opted out\"}".to_owned(),
-        )]
-        .into(),
+        json!({}),
+        json!({STATUS: "{\"version\":1,\"skipped\":\"opted out\"}"}),
     ] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]}
+        }))
+        .unwrap();
         assert!(matches!(
-            exec_in(
-                &annotations,
-                &[(EXEC, "deny")],
-                Some("app"),
-                &words(&["sh"])
-            ),
+            exec_in(&pod, &[(EXEC, "deny")], Some("app"), &words(&["sh"])),
             ExecDecision::Pass(_)
         ));
     }
 }
 
+/// The status annotation can be removed through `pods/status`, which no
+/// webhook sees: the pod's spec still says it is wrapped (security review).
+#[test]
+fn a_wrapped_pod_without_its_status_is_still_sandboxed() {
+    let mut pod = wrapped_pod(&[]);
+    pod.metadata.annotations = None;
+    let command = words(&["/bin/sh"]);
+    assert_eq!(
+        exec_in(&pod, &[], Some("side"), &command),
+        ExecDecision::Rewrite(launched(&command))
+    );
+}
+
 #[test]
 fn an_invalid_exec_value_is_refused_naming_it() {
     let ExecDecision::Refuse(message) = exec_in(
-        &wrapped_annotations(&[]),
+        &wrapped_pod(&[]),
         &[(EXEC, "sometimes")],
         Some("app"),
         &words(&["sh"]),
@@ -255,6 +261,7 @@ fn an_invalid_exec_value_is_refused_naming_it() {
 #[rstest]
 #[case::loosen("allow", "sandboxed", false)]
 #[case::loosen_deny("sandboxed", "deny", false)]
+#[case::allow_without_a_namespace_value("allow", "", false)]
 #[case::tighten("deny", "sandboxed", true)]
 #[case::same("sandboxed", "sandboxed", true)]
 fn exec_is_a_namespace_floor_at_creation(
@@ -262,13 +269,16 @@ fn exec_is_a_namespace_floor_at_creation(
     #[case] namespace_value: &str,
     #[case] admitted: bool,
 ) {
-    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+    let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "web", "annotations": {EXEC: pod_value}},
         "spec": {"containers": [{"name": "app", "image": "busybox:1.36", "command": ["sh"]}]}
     }))
     .unwrap();
-    let namespace: BTreeMap<String, String> =
-        [(EXEC.to_owned(), namespace_value.to_owned())].into();
+    // "" stands for no namespace annotation at all.
+    let namespace: BTreeMap<String, String> = [(EXEC.to_owned(), namespace_value.to_owned())]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     let result = mutate_pod(
         &Settings::default(),
         PodContext {

@@ -168,7 +168,7 @@ async fn answer_review(
     let reviewed = match admission::parse(body) {
         Ok(parsed) if webhook == Webhook::Mutating && parsed.connect_target().is_some() => {
             let pod = match (&state.pods, parsed.connect_target()) {
-                (Some(reader), Some(target)) => reader.metadata(&target).await,
+                (Some(reader), Some(target)) => reader.pod(&target).await,
                 _ => PodMeta::Unavailable(
                     "the webhook runs without an API server connection (--no-namespace-watch)"
                         .into(),
