@@ -224,32 +224,21 @@ fn pod() -> impl Strategy<Value = Value> {
 /// The engine's answer with its patch applied; a patch that does not apply
 /// fails the property.
 fn mutate(pod: &Pod) -> Result<Run, MutateError> {
-    let annotations = BTreeMap::new();
-    mutate_pod(
-        &Settings::default(),
-        PodContext {
-            namespace: "shop",
-            namespace_annotations: &annotations,
-            images: landgate_engine::mutate::NO_IMAGES,
-        },
-        pod,
-    )
-    .map(|m| Run::of(pod, m).unwrap_or_else(|e| panic!("{e}")))
+    mutate_pod(&Settings::default(), SHOP, pod)
+        .map(|m| Run::of(pod, m).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// The validating webhook's judgement of a pod as stored.
 fn validate(pod: &Pod) -> Outcome {
-    let annotations = BTreeMap::new();
-    validate_pod(
-        &Settings::default(),
-        PodContext {
-            namespace: "shop",
-            namespace_annotations: &annotations,
-            images: landgate_engine::mutate::NO_IMAGES,
-        },
-        pod,
-    )
+    validate_pod(&Settings::default(), SHOP, pod)
 }
+
+/// Namespace `shop`, which sets nothing; no image looked up.
+const SHOP: PodContext<'static> = PodContext {
+    namespace: "shop",
+    namespace_annotations: &BTreeMap::new(),
+    images: landgate_engine::mutate::NO_IMAGES,
+};
 
 fn to_pod(v: &Value) -> Pod {
     serde_json::from_value(v.clone()).expect("generated pods deserialize")

@@ -31,6 +31,36 @@ use landgate_e2e::webhook::{
 };
 use serde_json::json;
 
+/// A test-only mutating webhook `webhook` at `url`, called for pod CREATEs
+/// in namespaces labelled `label`, once (reinvocationPolicy Never).
+fn test_webhook(
+    name: &str,
+    webhook: &str,
+    url: &str,
+    label: (&str, &str),
+    ca_pem: &[u8],
+) -> anyhow::Result<MutatingWebhookConfiguration> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": webhook,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "timeoutSeconds": 5,
+            "namespaceSelector": {"matchLabels": {label.0: label.1}},
+            "clientConfig": {"url": url, "caBundle": k8s_openapi::ByteString(ca_pem.to_vec())},
+            "rules": [{
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+            }],
+        }],
+    }))?)
+}
+
 /// Name of the main configuration (sorts before the appender's, so that the
 /// API server calls landgate first).
 const LANDGATE_CONFIGURATION: &str = "landgate";
@@ -834,28 +864,13 @@ fn validation_refuses_a_pod_a_later_webhook_unwrapped() {
             hook.namespace_selector = Some(selector.clone());
         }
         let unwrapper = Appender::start(&env.pki.cert(), &env.pki.key()).await?;
-        let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
-            "metadata": {"name": NAME},
-            "webhooks": [{
-                "name": "unwrap.e2e.landgate.dev",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "reinvocationPolicy": "Never",
-                "timeoutSeconds": 5,
-                "namespaceSelector": {"matchLabels": {LABEL.0: LABEL.1}},
-                "clientConfig": {
-                    "url": unwrapper.unwrap_url(),
-                    "caBundle": k8s_openapi::ByteString(ca.clone()),
-                },
-                "rules": [{
-                    "operations": ["CREATE"],
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "resources": ["pods"],
-                }],
-            }],
-        }))?;
+        let configuration = test_webhook(
+            NAME,
+            "unwrap.e2e.landgate.dev",
+            &unwrapper.unwrap_url(),
+            LABEL,
+            &ca,
+        )?;
         let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
         let validating = Api::<ValidatingWebhookConfiguration>::all(env.client.clone());
         configurations
@@ -910,28 +925,13 @@ fn reinvocation_wraps_an_appended_container_and_nothing_twice() {
             .namespace("e2e-reinvocation", &[INJECT_LABEL, LABEL])
             .await?;
         let appender = Appender::start(&env.pki.cert(), &env.pki.key()).await?;
-        let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
-            "metadata": {"name": NAME},
-            "webhooks": [{
-                "name": "append.e2e.landgate.dev",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "reinvocationPolicy": "Never",
-                "timeoutSeconds": 5,
-                "namespaceSelector": {"matchLabels": {LABEL.0: LABEL.1}},
-                "clientConfig": {
-                    "url": appender.url(),
-                    "caBundle": k8s_openapi::ByteString(env.pki.ca_pem()?),
-                },
-                "rules": [{
-                    "operations": ["CREATE"],
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "resources": ["pods"],
-                }],
-            }],
-        }))?;
+        let configuration = test_webhook(
+            NAME,
+            "append.e2e.landgate.dev",
+            &appender.url(),
+            LABEL,
+            &env.pki.ca_pem()?,
+        )?;
         let configurations = Api::<MutatingWebhookConfiguration>::all(env.client.clone());
         configurations
             .create(&PostParams::default(), &configuration)
