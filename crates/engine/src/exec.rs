@@ -2,8 +2,8 @@
 //! server admits them as CONNECT requests on `pods/exec` and `pods/attach`,
 //! carrying `PodExecOptions` / `PodAttachOptions`, and passes a mutating
 //! webhook's patch of the options on to the kubelet (see the README,
-//! "kubectl exec"). Pure: the pod's metadata and its namespace's
-//! annotations in, a decision out.
+//! "kubectl exec"). Pure: the pod and its namespace's annotations in, a
+//! decision out.
 //!
 //! Under `landgate.dev/exec: sandboxed` (the default) every exec, by any
 //! path, of any program, is rewritten to run through the launcher, which
