@@ -1657,8 +1657,9 @@ fn images_without_command_are_resolved_with_pull_secrets_and_pinned() {
 
 /// `kubectl exec` (issue 12), proven by what reaches the node: a Node whose
 /// kubelet endpoint is a stand-in that records the streaming requests the
-/// API server forwards. Into a wrapped pod, an exec by absolute path
-/// arrives rewritten to run through the launcher; under the namespace's
+/// API server forwards. Into a wrapped pod, an exec by absolute path, and
+/// the `tar` that `kubectl cp` execs, arrive rewritten to run through the
+/// launcher; under the namespace's
 /// `landgate.dev/exec: deny` it is refused with landgate's message and
 /// nothing reaches the node; into a pod of a namespace landgate does not
 /// serve, it arrives as sent.
@@ -1718,11 +1719,29 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
             commands_of(request)
         );
 
+        // kubectl cp execs tar: through the launcher too.
+        let source = env.cluster.dir.join("cp-source.txt");
+        std::fs::write(&source, b"copied\n")?;
+        let destination = format!("{namespace}/target:/tmp/copied.txt");
+        env.kubectl(&["cp", &source.to_string_lossy(), &destination, "-c", "app"])
+            .await?;
+        // It checks the destination (`test -d`), then runs `tar`: every
+        // exec it makes arrives through the launcher.
+        let recorded = kubelet.kubelet_requests();
+        let prefix = words(&["/landgate/landgate", "exec", "--"]);
+        let copies: Vec<Vec<String>> = recorded[1..].iter().map(|r| commands_of(r)).collect();
+        ensure!(
+            copies.iter().all(|c| c.starts_with(&prefix))
+                && copies.iter().any(|c| c.get(3).is_some_and(|w| w == "tar")),
+            "kubectl cp did not reach the node through the launcher: {recorded:?}"
+        );
+        let before_plain = recorded.len();
+
         // A namespace landgate does not serve: as sent.
         exec(plain.clone(), "plain").await?;
         let recorded = kubelet.kubelet_requests();
         ensure!(
-            recorded.len() == 2 && commands_of(&recorded[1]) == sent,
+            recorded.len() == before_plain + 1 && commands_of(&recorded[before_plain]) == sent,
             "an exec into an unserved namespace was changed: {recorded:?}"
         );
 
@@ -1750,7 +1769,7 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
         );
         let after = kubelet.kubelet_requests();
         ensure!(
-            after.len() == 2,
+            after.len() == before_plain + 1,
             "a refused exec reached the node: {after:?}"
         );
         nodes.delete(NODE, &DeleteParams::default()).await?;
@@ -1791,4 +1810,8 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn words(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
 }
