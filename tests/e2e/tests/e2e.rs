@@ -1659,8 +1659,8 @@ fn images_without_command_are_resolved_with_pull_secrets_and_pinned() {
 /// kubelet endpoint is a stand-in that records the streaming requests the
 /// API server forwards. Into a wrapped pod, an exec by absolute path, and
 /// the `tar` that `kubectl cp` execs, arrive rewritten to run through the
-/// launcher; under the namespace's
-/// `landgate.dev/exec: deny` it is refused with landgate's message and
+/// launcher, and attach reaches the node unchanged; under the namespace's
+/// `landgate.dev/exec: deny` each is refused with landgate's message and
 /// nothing reaches the node; into a pod of a namespace landgate does not
 /// serve, it arrives as sent.
 #[test]
@@ -1735,6 +1735,17 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
                 && copies.iter().any(|c| c.get(3).is_some_and(|w| w == "tar")),
             "kubectl cp did not reach the node through the launcher: {recorded:?}"
         );
+
+        // attach reaches the sandboxed main process: admitted unchanged.
+        env.kubectl(&["-n", &namespace, "attach", "target", "-c", "app"])
+            .await?;
+        let recorded = kubelet.kubelet_requests();
+        ensure!(
+            recorded
+                .last()
+                .is_some_and(|r| r.starts_with(&format!("/attach/{namespace}/target/app"))),
+            "kubectl attach did not reach the node: {recorded:?}"
+        );
         let before_plain = recorded.len();
 
         // A namespace landgate does not serve: as sent.
@@ -1767,10 +1778,18 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
                 && refusal.contains("\"deny\""),
             "kubectl exec under landgate.dev/exec: deny was not refused by landgate: {refusal}"
         );
+        let output = env
+            .kubectl(&["-n", &namespace, "attach", "target", "-c", "app"])
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            stderr.contains("attach into pod") && stderr.contains("\"deny\""),
+            "kubectl attach under deny was not refused by landgate: {stderr}"
+        );
         let after = kubelet.kubelet_requests();
         ensure!(
             after.len() == before_plain + 1,
-            "a refused exec reached the node: {after:?}"
+            "a refused exec or attach reached the node: {after:?}"
         );
         nodes.delete(NODE, &DeleteParams::default()).await?;
         Ok(())
