@@ -370,21 +370,19 @@ async fn landgate_event(
 ) -> anyhow::Result<k8s_openapi::api::events::v1::Event> {
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), namespace);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = events.list(&ListParams::default()).await?;
-        if let Some(event) = list.items.into_iter().find(|e| {
-            e.reporting_controller.as_deref() == Some("landgate")
-                && e.reason.as_deref() == Some(reason)
-                && e.note.as_deref().is_some_and(|n| n.contains(needle))
-        }) {
-            return Ok(event);
-        }
-        if Instant::now() > deadline {
-            bail!("no landgate Event {reason} mentioning {needle:?} in {namespace} within 30s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    landgate_e2e::eventually(
+        &format!("a landgate Event {reason} mentioning {needle:?} in {namespace}"),
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await?;
+            Ok(list.items.into_iter().find(|e| {
+                e.reporting_controller.as_deref() == Some("landgate")
+                    && e.reason.as_deref() == Some(reason)
+                    && e.note.as_deref().is_some_and(|n| n.contains(needle))
+            }))
+        },
+    )
+    .await
 }
 
 #[test]
@@ -618,21 +616,21 @@ async fn annotate_namespace(
 /// containing `needle` (webhook configurations take effect eventually); the
 /// message.
 async fn refusal_by(api: &Api<Pod>, pod: &Pod, needle: &str) -> anyhow::Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = match api.create(&DRY_RUN, pod).await {
-            Ok(_) => "admitted".to_owned(),
-            Err(kube::Error::Api(status)) if status.message.contains(needle) => {
-                return Ok(status.message);
+    landgate_e2e::eventually(
+        &format!("a refusal containing {needle:?}"),
+        Duration::from_secs(30),
+        || async {
+            match api.create(&DRY_RUN, pod).await {
+                Ok(_) => bail!("admitted"),
+                Err(kube::Error::Api(status)) if status.message.contains(needle) => {
+                    Ok(Some(status.message))
+                }
+                Err(kube::Error::Api(status)) => bail!("refused otherwise: {}", status.message),
+                Err(err) => Err(err.into()),
             }
-            Err(kube::Error::Api(status)) => status.message,
-            Err(err) => return Err(err.into()),
-        };
-        if Instant::now() > deadline {
-            bail!("no refusal containing {needle:?} within 30s; last answer: {answer}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        },
+    )
+    .await
 }
 
 fn refusal_of(result: Result<Pod, kube::Error>) -> anyhow::Result<String> {
@@ -1350,32 +1348,30 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             json!({"landgate.dev/exec": "allow"}),
         )
         .await?;
-        let mut debugged = None;
-        for _ in 0..50 {
-            match api
-                .patch_ephemeral_containers(
-                    "target",
-                    &params,
-                    &Patch::Strategic(debugger(json!([]))),
-                )
-                .await
-            {
-                Ok(pod) => {
-                    debugged = Some(pod);
-                    break;
-                }
-                // Until the webhook's namespace cache sees the annotation.
-                Err(kube::Error::Api(status))
-                    if status.message.contains("would run outside the sandbox") =>
+        // Until the webhook's namespace cache sees the annotation.
+        let debugged = landgate_e2e::eventually(
+            "a plain ephemeral container admitted under landgate.dev/exec: allow",
+            Duration::from_secs(10),
+            || async {
+                match api
+                    .patch_ephemeral_containers(
+                        "target",
+                        &params,
+                        &Patch::Strategic(debugger(json!([]))),
+                    )
+                    .await
                 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(pod) => Ok(Some(pod)),
+                    Err(kube::Error::Api(status))
+                        if status.message.contains("would run outside the sandbox") =>
+                    {
+                        bail!("still refused: {}", status.message)
+                    }
+                    Err(err) => Err(err).context("adding a plain ephemeral container"),
                 }
-                Err(err) => return Err(err).context("adding a plain ephemeral container"),
-            }
-        }
-        let debugged = debugged.context(
-            "a plain ephemeral container was still refused under landgate.dev/exec: allow",
-        )?;
+            },
+        )
+        .await?;
         ensure!(
             debugged
                 .spec
@@ -1763,15 +1759,17 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
             json!({"landgate.dev/exec": "deny"}),
         )
         .await?;
-        let mut refusal = String::new();
-        for _ in 0..50 {
-            let output = exec(namespace.clone(), "target").await?;
-            refusal = String::from_utf8_lossy(&output.stderr).into_owned();
-            if refusal.contains("landgate.dev/exec") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // Until the webhook's namespace cache sees the annotation.
+        let refusal = landgate_e2e::eventually(
+            "kubectl exec refused under landgate.dev/exec: deny",
+            Duration::from_secs(10),
+            || async {
+                let output = exec(namespace.clone(), "target").await?;
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                Ok(stderr.contains("landgate.dev/exec").then_some(stderr))
+            },
+        )
+        .await?;
         ensure!(
             refusal.contains("exec.landgate.dev")
                 && refusal.contains("annotation landgate.dev/exec on namespace")
