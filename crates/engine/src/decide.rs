@@ -51,7 +51,7 @@ impl Pass<'_> {
             .is_some_and(|e| !e.is_empty())
         {
             warnings.push(
-                "spec.ephemeralContainers are not wrapped: landgate handles pod creation, not the ephemeralcontainers subresource".to_owned(),
+                "spec.ephemeralContainers are not wrapped when a pod is created (kubectl debug adds them through the ephemeralcontainers subresource, where landgate wraps them)".to_owned(),
             );
         }
         Ok(match self.skip_reason(warnings)? {
@@ -268,9 +268,12 @@ impl Pass<'_> {
             )
             .map_err(mount_error)?;
         }
+        // A pod is created without ephemeral containers (the API server
+        // refuses them); checked anyway, as never wrapped.
         for (i, e) in self.spec.ephemeral_containers.iter().flatten().enumerate() {
             let field = format!("spec.ephemeralContainers[{i}]");
-            crate::mutate::check_container_mounts(&self.label, &field, e, self.spec)?;
+            mount_path::check(Mounts::of_ephemeral(&field, e), volumes, |_| false, false)
+                .map_err(mount_error)?;
         }
         Ok(())
     }

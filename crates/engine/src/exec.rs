@@ -10,10 +10,12 @@
 //! applies the container's own `LANDGATE_POLICY` (the exec'd process has
 //! the container's environment); attach reaches the main process, already
 //! sandboxed. `deny` refuses both; `allow` admits them unchanged (audited).
-//! A container landgate did not wrap (an ephemeral one) cannot run the
-//! launcher: an exec or attach there is refused unless `allow`. Which
-//! containers are wrapped comes from the status, or from the spec when the
-//! status is gone ([`wrapped_containers`]): the pod is read whole.
+//! A container landgate did not wrap (an ephemeral one added under `allow`)
+//! cannot run the launcher: an exec or attach there is refused unless
+//! `allow`. Which containers are wrapped comes from the status, or from the
+//! spec when the status is gone ([`wrapped_containers`]), and for ephemeral
+//! containers from their verified shape ([`Ephemeral`]): the pod is read
+//! whole.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,10 @@ use landgate_policy::argv;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::derive::{self, ExecPolicy, Origin};
+use crate::derive::{self, ExecPolicy};
+use crate::ephemeral::Ephemeral;
+use crate::mutate::{NO_IMAGES, PodContext};
+use crate::settings::Settings;
 use crate::status::wrapped_containers;
 
 /// What the request asks for.
@@ -48,8 +53,10 @@ pub enum ExecDecision {
 }
 
 /// Decides an exec or attach into `container` (as the request names it) of
-/// `pod`, in `namespace` with `namespace_annotations`.
+/// `pod`, in `namespace` with `namespace_annotations`; `settings` are the
+/// webhook's, by which an ephemeral container is verified.
 pub fn decide_exec(
+    settings: &Settings,
     pod: &Pod,
     namespace: &str,
     namespace_annotations: &BTreeMap<String, String>,
@@ -63,6 +70,7 @@ pub fn decide_exec(
     let no_annotations = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&no_annotations);
     let recorded = wrapped_containers(pod);
+    let target = pod;
     let pod = format!(
         "{namespace}/{}",
         pod.metadata.name.as_deref().unwrap_or_default()
@@ -75,21 +83,16 @@ pub fn decide_exec(
         Ok(found) => found,
         Err(err) => return ExecDecision::Refuse(format!("{what} into pod {pod}: {err}")),
     };
-    let said = |origin: &Option<Origin>| match origin {
-        Some(origin) => format!("{origin} = {policy:?}", policy = policy.as_str()),
-        None => format!("{} is {:?} by default", derive::EXEC, policy.as_str()),
-    };
+    let said = derive::exec_said(policy, origin.as_ref());
     match policy {
         ExecPolicy::Deny => {
             return ExecDecision::Refuse(format!(
-                "{what} into pod {pod} is refused: {}. Ask the namespace's owner, or change the pod's annotation where the namespace allows it",
-                said(&origin)
+                "{what} into pod {pod} is refused: {said}. Ask the namespace's owner, or change the pod's annotation where the namespace allows it"
             ));
         }
         ExecPolicy::Allow => {
             return ExecDecision::Allowed(format!(
-                "{what} into pod {pod} admitted unsandboxed: {}",
-                said(&origin)
+                "{what} into pod {pod} admitted unsandboxed: {said}"
             ));
         }
         ExecPolicy::Sandboxed => {}
@@ -99,10 +102,17 @@ pub fn decide_exec(
             "{what} into pod {pod} names no container, and landgate sandboxes an {what} per container: name it (kubectl {what} -c <container>)"
         ));
     };
-    if !recorded.iter().any(|name| name == container) {
+    if !recorded.iter().any(|name| name == container)
+        && !wrapped_ephemeral(
+            settings,
+            target,
+            namespace,
+            namespace_annotations,
+            container,
+        )
+    {
         return ExecDecision::Refuse(format!(
-            "{what} into container {container:?} of pod {pod} is refused: landgate did not wrap that container (an ephemeral container, or one it does not know), so the {what} would run outside the sandbox ({}). {what} into a wrapped container ({})",
-            said(&origin),
+            "{what} into container {container:?} of pod {pod} is refused: landgate did not wrap that container (an ephemeral container added unsandboxed, or one it does not know), so the {what} would run outside the sandbox ({said}). {what} into a wrapped container ({})",
             recorded.join(", ")
         ));
     }
@@ -120,4 +130,32 @@ pub fn decide_exec(
         }
         Connect::Exec(command) => ExecDecision::Rewrite(argv::exec(command)),
     }
+}
+
+/// Whether `container` is an ephemeral container of `pod` that landgate
+/// wrapped (its shape verified against what the pod derives for it now).
+fn wrapped_ephemeral(
+    settings: &Settings,
+    pod: &Pod,
+    namespace: &str,
+    namespace_annotations: &BTreeMap<String, String>,
+    container: &str,
+) -> bool {
+    let is_ephemeral = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.ephemeral_containers.iter().flatten())
+        .any(|c| c.name == container);
+    if !is_ephemeral {
+        return false;
+    }
+    let context = PodContext {
+        namespace,
+        namespace_annotations,
+        images: NO_IMAGES,
+    };
+    matches!(
+        Ephemeral::read(settings, context, pod),
+        Ok(Some(containers)) if containers.wrapped().iter().any(|name| name == container)
+    )
 }

@@ -13,6 +13,8 @@
 //!   sandbox landgate built.
 //! - [`validate`]: the pod as it will be stored, after every mutating
 //!   webhook, judged by what the mutating pass would still change.
+//! - [`ephemeral`]: `kubectl debug`'s ephemeral containers, wrapped like
+//!   the pod's own, their shape their record.
 //! - [`exec`]: `kubectl exec` / `kubectl attach` into a wrapped pod:
 //!   rewritten to run through the launcher, refused, or admitted.
 //! - [`settings`]: what the operator configured.
@@ -21,6 +23,7 @@
 mod container;
 mod decide;
 pub mod derive;
+pub mod ephemeral;
 mod error;
 pub mod exec;
 pub mod image;

@@ -25,12 +25,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, PodSpec};
+use k8s_openapi::api::core::v1::Pod;
 use landgate_policy::Policy;
 
 use crate::decide::Decision;
 use crate::image::Images;
-use crate::mount_path::{self, Mounts};
 use crate::patch::Ops;
 use crate::read::Pass;
 use crate::settings::Settings;
@@ -150,29 +149,6 @@ pub fn mutate_pod(
             pass.wrap(warnings)
         }
     }
-}
-
-/// The mount checks of a wrapped pod ([`mount_path::check`]) for one
-/// ephemeral container that an update of the `ephemeralcontainers`
-/// subresource adds (see `update`). Ephemeral containers are not wrapped,
-/// so none has landgate's own mount.
-pub fn check_container_mounts(
-    pod: &str,
-    field: &str,
-    container: &EphemeralContainer,
-    spec: &PodSpec,
-) -> Result<(), MutateError> {
-    let volumes = spec.volumes.as_deref().unwrap_or_default();
-    mount_path::check(
-        Mounts::of_ephemeral(field, container),
-        volumes,
-        |_| false,
-        false,
-    )
-    .map_err(|error| MutateError::Mount {
-        pod: pod.to_owned(),
-        error: Box::new(error),
-    })
 }
 
 pub(crate) fn pod_label(namespace: &str, pod: &Pod) -> String {

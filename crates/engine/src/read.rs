@@ -20,6 +20,9 @@ use crate::status::{Status, WrappedContainer, parse_status};
 pub(crate) enum List {
     Init,
     App,
+    /// `kubectl debug`'s, added through `pods/ephemeralcontainers`
+    /// (`ephemeral`); never among a pass's views.
+    Ephemeral,
 }
 
 impl List {
@@ -27,6 +30,7 @@ impl List {
         match self {
             List::Init => "initContainers",
             List::App => "containers",
+            List::Ephemeral => "ephemeralContainers",
         }
     }
 }
@@ -100,7 +104,7 @@ impl View<'_> {
 
 /// `original` as the kubelet will run it from its image `config`, and what
 /// landgate must write for the pod to say so.
-fn fill_from_image(original: &mut Container, config: &ImageConfig) -> FromImage {
+pub(crate) fn fill_from_image(original: &mut Container, config: &ImageConfig) -> FromImage {
     let mut from = FromImage::default();
     if original.command.as_ref().is_none_or(Vec::is_empty) {
         let args = original.args.take().filter(|a| !a.is_empty());

@@ -27,12 +27,12 @@
 //! after every mutating webhook, so a later one cannot slip a change past
 //! it.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::derive;
-use crate::mutate::{self, INIT_CONTAINER_NAME, MutateError, PROFILE_LABEL, Status};
+use crate::ephemeral::{self, Ephemeral};
+use crate::mutate::{self, INIT_CONTAINER_NAME, MutateError, PROFILE_LABEL, PodContext, Status};
+use crate::settings::Settings;
 use crate::status::carries_launcher;
 
 /// Why an update was admitted, for the log line.
@@ -116,14 +116,24 @@ pub enum UpdateError {
         to: String,
     },
     #[error(
-        "pod {pod}: this update adds ephemeral container {container:?} ({field}), which would run outside the sandbox: landgate does not wrap ephemeral containers yet, and {policy}. To debug a sandboxed pod, kubectl exec into one of its containers (the exec runs in that container's sandbox); to allow unsandboxed debug containers, the namespace's owner sets landgate.dev/exec: \"allow\""
+        "pod {pod}: this update adds ephemeral container {container:?} ({field}), and {why}. To debug a sandboxed pod, kubectl exec into one of its containers (the exec runs in that container's sandbox)"
     )]
     EphemeralContainer {
         pod: String,
         container: String,
         field: String,
-        /// The exec policy and where it came from.
-        policy: String,
+        /// Why it is refused, the exec policy and its origin included.
+        why: String,
+    },
+    #[error(
+        "pod {pod}: ephemeral container {container:?} ({field}) sets no command, and the entrypoint of its image {image:?} is unknown: {why}. landgate runs a debug container in the pod's sandbox or not at all; name what it runs: kubectl debug … --image {image} -- sh"
+    )]
+    DebugEntrypoint {
+        pod: String,
+        container: String,
+        field: String,
+        image: String,
+        why: String,
     },
     /// An annotation that cannot be read (the engine's message).
     #[error("pod {pod}: {error}")]
@@ -131,10 +141,11 @@ pub enum UpdateError {
         pod: String,
         error: Box<derive::AnnotationError>,
     },
-    /// A new ephemeral container's mounts (the engine's own check and
-    /// message).
+    /// A new ephemeral container that cannot be wrapped (its mounts, its
+    /// PATH under `required`, …), or a pod the mutating pass cannot read:
+    /// the engine's own check and message.
     #[error(transparent)]
-    Mount(MutateError),
+    Container(MutateError),
 }
 
 impl UpdateError {
@@ -147,9 +158,10 @@ impl UpdateError {
             Self::ProfileLabel { .. } => "profile-label-changed",
             Self::ExecAnnotation { .. } => "exec-annotation-changed",
             Self::EphemeralContainer { .. } => "ephemeral-container",
+            Self::DebugEntrypoint { .. } => "unknown-entrypoint",
             Self::Annotation { error, .. } => error.reason(),
             Self::Image { .. } => "image-changed",
-            Self::Mount(error) => error.reason(),
+            Self::Container(error) => error.reason(),
         }
     }
 }
@@ -158,15 +170,14 @@ impl UpdateError {
 const OPT_OUT_VALUE: &str = "false";
 
 /// Decides an UPDATE of a pod (plain, or through `pods/ephemeralcontainers`)
-/// in `namespace`, whose annotations are `namespace_annotations`: `Ok`
-/// admits it unchanged.
+/// in `context` (its images are not needed): `Ok` admits it unchanged.
 pub fn check_update(
-    namespace: &str,
-    namespace_annotations: &BTreeMap<String, String>,
+    settings: &Settings,
+    context: PodContext<'_>,
     old: &Pod,
     new: &Pod,
 ) -> Result<Admitted, UpdateError> {
-    let pod = mutate::pod_label(namespace, new);
+    let pod = mutate::pod_label(context.namespace, new);
     let old_status = annotation(old, derive::STATUS);
     let new_status = annotation(new, derive::STATUS);
     let (was, is) = (label(old, PROFILE_LABEL), label(new, PROFILE_LABEL));
@@ -225,7 +236,7 @@ pub fn check_update(
     }
     check_init_container(&pod, old, new)?;
     check_images(&pod, old_status, old, new)?;
-    check_ephemeral_containers(&pod, namespace, namespace_annotations, old, new)
+    check_ephemeral_containers(settings, context, old, new)
 }
 
 /// A wrapped container keeps its image. The API server lets an update
@@ -335,7 +346,7 @@ fn check_init_container(pod: &str, old: &Pod, new: &Pod) -> Result<(), UpdateErr
 
 /// The top-level fields (JSON names) in which two containers differ; only
 /// on the refusal path.
-fn differing_fields(before: &Container, after: &Container) -> Vec<String> {
+pub(crate) fn differing_fields(before: &Container, after: &Container) -> Vec<String> {
     let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
         (serde_json::to_value(before), serde_json::to_value(after))
     else {
@@ -350,58 +361,22 @@ fn differing_fields(before: &Container, after: &Container) -> Vec<String> {
         .collect()
 }
 
-/// Every ephemeral container the update adds (or changes, which the API
-/// server refuses anyway) passes the mount checks of any container of a
-/// wrapped pod, and is refused outright unless the pod's exec policy is
-/// `allow`: it is not wrapped, so it would be an unsandboxed process in a
-/// sandboxed pod. Those already there were admitted before.
+/// Every ephemeral container the update adds is landgate's wrapping of it
+/// (`ephemeral`), or admitted under `landgate.dev/exec: allow`; refused
+/// under `deny`. Those already there were admitted before. The pod is read
+/// only when one is added, so that a bad annotation blocks debug
+/// containers, not every other update of the pod (finalizers included).
 fn check_ephemeral_containers(
-    pod: &str,
-    namespace: &str,
-    namespace_annotations: &BTreeMap<String, String>,
+    settings: &Settings,
+    context: PodContext<'_>,
     old: &Pod,
     new: &Pod,
 ) -> Result<Admitted, UpdateError> {
-    let before: BTreeMap<&str, _> = old
-        .spec
-        .iter()
-        .flat_map(|s| s.ephemeral_containers.iter().flatten())
-        .map(|e| (e.name.as_str(), e))
-        .collect();
-    let Some(spec) = new.spec.as_ref() else {
+    if !ephemeral::adds_any(old, new) {
         return Ok(Admitted::SandboxUntouched);
-    };
-    for (index, container) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        if before.get(container.name.as_str()) == Some(&container) {
-            continue;
-        }
-        let field = format!("spec.ephemeralContainers[{index}]");
-        mutate::check_container_mounts(pod, &field, container, spec).map_err(UpdateError::Mount)?;
-        // Read only here, so that a bad value blocks debug containers, not
-        // every other update of the pod (finalizers included).
-        let (exec, origin) = derive::exec_policy(
-            old.metadata
-                .annotations
-                .as_ref()
-                .unwrap_or(&BTreeMap::new()),
-            namespace,
-            namespace_annotations,
-        )
-        .map_err(|error| UpdateError::Annotation {
-            pod: pod.to_owned(),
-            error: Box::new(error),
-        })?;
-        if exec != derive::ExecPolicy::Allow {
-            return Err(UpdateError::EphemeralContainer {
-                pod: pod.to_owned(),
-                container: container.name.clone(),
-                field,
-                policy: match &origin {
-                    Some(origin) => format!("{origin} = {:?}", exec.as_str()),
-                    None => format!("{} is {:?} by default", derive::EXEC, exec.as_str()),
-                },
-            });
-        }
+    }
+    if let Some(containers) = Ephemeral::read(settings, context, new)? {
+        containers.check(old)?;
     }
     Ok(Admitted::SandboxUntouched)
 }
@@ -435,6 +410,7 @@ mod tests {
     use crate::mutate::{Outcome, PodContext};
     use crate::settings::Settings;
     use serde_json::{Value, json};
+    use std::collections::BTreeMap;
 
     const NAMESPACE: &str = "shop";
 
@@ -487,9 +463,14 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        let context = PodContext {
+            namespace: NAMESPACE,
+            namespace_annotations: &namespace,
+            images: crate::mutate::NO_IMAGES,
+        };
         check_update(
-            NAMESPACE,
-            &namespace,
+            &Settings::default(),
+            context,
             &serde_json::from_value(old.clone()).unwrap(),
             &serde_json::from_value(new.clone()).unwrap(),
         )
@@ -738,10 +719,10 @@ mod tests {
         assert_eq!(result, Ok(Admitted::SandboxUntouched));
     }
 
-    /// An ephemeral container is not wrapped (yet): under the default
-    /// `sandboxed`, and under `deny`, it is refused, naming the setting
-    /// (issue 12: `kubectl debug` ran an unsandboxed process in a sandboxed
-    /// pod).
+    /// An ephemeral container that is not landgate's wrapping of it is
+    /// refused under the default `sandboxed` (the mutating webhook did not
+    /// wrap it), and any under `deny`, naming the setting (issue 12:
+    /// `kubectl debug` ran an unsandboxed process in a sandboxed pod).
     #[rstest::rstest]
     #[case::default(&[], "landgate.dev/exec is \"sandboxed\" by default")]
     #[case::deny(&[(derive::EXEC, "deny")], "annotation landgate.dev/exec on namespace shop = \"deny\"")]

@@ -82,7 +82,7 @@ impl Pass<'_> {
         for view in &self.views {
             let index = match view.list {
                 List::Init => init_index_shift(view.index),
-                List::App => view.index,
+                List::App | List::Ephemeral => view.index,
             };
             let base = ptr(["spec", view.list.json()], [index]);
             let derived = derive::derive_policy(
@@ -126,7 +126,7 @@ impl Pass<'_> {
     }
 
     /// First wrap of a container; returns its status record.
-    fn wrap_container(
+    pub(crate) fn wrap_container(
         &self,
         ops: &mut Ops,
         base: &PointerBuf,
@@ -252,7 +252,7 @@ impl Pass<'_> {
 
     /// `image: name:tag@sha256:…` for a resolved image not pinned yet, so
     /// that what runs is what was looked up.
-    fn pin_image(&self, ops: &mut Ops, base: &PointerBuf, view: &View) {
+    pub(crate) fn pin_image(&self, ops: &mut Ops, base: &PointerBuf, view: &View) {
         let (Some(config), Some(image)) = (view.image(), view.current.image.as_deref()) else {
             return;
         };

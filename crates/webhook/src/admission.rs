@@ -14,10 +14,11 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
+use landgate_engine::ephemeral::{self, Ephemeral};
 use landgate_engine::image::Images;
 use landgate_engine::mutate::NO_IMAGES;
 use landgate_engine::settings::Settings;
-use landgate_engine::{Outcome, PodContext, mutate_pod, update, validate_pod};
+use landgate_engine::{Mutation, Outcome, PodContext, mutate_pod, update, validate_pod};
 use serde::Serialize;
 
 /// The only AdmissionReview version the webhook registers for.
@@ -148,6 +149,25 @@ impl Parsed {
         }
     }
 
+    /// The pod `kubectl debug` adds ephemeral containers to, its namespace,
+    /// and the images of those it adds without a command: what the
+    /// mutating webhook looks up before [`Parsed::answer`].
+    pub fn debugged_pod(&self) -> Option<(&Pod, &str, Vec<String>)> {
+        let Request::Typed(request) = &self.0 else {
+            return None;
+        };
+        if !matches!(Review::of(request), Some(Review::Debug)) {
+            return None;
+        }
+        let (pod, old) = (request.object.as_ref()?, request.old_object.as_ref()?);
+        let images = ephemeral::images_to_resolve(old, pod);
+        Some((
+            pod,
+            request.namespace.as_deref().unwrap_or_default(),
+            images,
+        ))
+    }
+
     /// Answers it for `webhook`, with what the registry said about the
     /// pod's images.
     pub fn answer(
@@ -236,6 +256,10 @@ enum Review {
     /// carries the whole Pod as object and oldObject): refuse what would
     /// reach the sandbox ([`update::check_update`]).
     Update,
+    /// `kubectl debug`: an UPDATE of `pods/ephemeralcontainers`. The
+    /// mutating webhook wraps the ephemeral containers it adds
+    /// ([`Ephemeral::wrap`]); the validating one judges it as any update.
+    Debug,
 }
 
 impl Review {
@@ -248,7 +272,8 @@ impl Review {
         }
         match (&request.operation, request.sub_resource.as_deref()) {
             (Operation::Create, None) => Some(Self::Create),
-            (Operation::Update, None | Some(EPHEMERAL_CONTAINERS)) => Some(Self::Update),
+            (Operation::Update, None) => Some(Self::Update),
+            (Operation::Update, Some(EPHEMERAL_CONTAINERS)) => Some(Self::Debug),
             _ => None,
         }
     }
@@ -309,7 +334,7 @@ pub fn answer<'r, T: Resource>(
                 Webhook::Validating => validate(settings, context, &pod, response),
             }
         }
-        Review::Update => {
+        Review::Update | Review::Debug => {
             let Some(annotations) = namespace_annotations(namespace) else {
                 return refuse(
                     response,
@@ -319,9 +344,20 @@ pub fn answer<'r, T: Resource>(
                     ),
                 );
             };
-            match read(request.old_object.as_ref(), "oldObject") {
-                Ok(old) => guard(namespace, &annotations, &old, &pod, response),
-                Err(message) => unreadable(response, message),
+            let old = match read(request.old_object.as_ref(), "oldObject") {
+                Ok(old) => old,
+                Err(message) => return unreadable(response, message),
+            };
+            let context = PodContext {
+                namespace,
+                namespace_annotations: &annotations,
+                images,
+            };
+            match (kind, webhook) {
+                (Review::Debug, Webhook::Mutating) => {
+                    debug(settings, context, &old, &pod, response)
+                }
+                _ => guard(settings, context, &old, &pod, response),
             }
         }
     }
@@ -329,16 +365,40 @@ pub fn answer<'r, T: Resource>(
 
 /// A pod UPDATE: admitted unchanged, or refused; never patched.
 fn guard(
-    namespace: &str,
-    namespace_annotations: &BTreeMap<String, String>,
+    settings: &Settings,
+    context: PodContext<'_>,
     old: &Pod,
     pod: &Pod,
     response: AdmissionResponse,
 ) -> (AdmissionResponse, Outcome) {
-    match update::check_update(namespace, namespace_annotations, old, pod) {
+    match update::check_update(settings, context, old, pod) {
         Ok(admitted) => (response, Outcome::Passed(admitted.reason().to_owned())),
         Err(err) => refuse(response, err.reason(), err.to_string()),
     }
+}
+
+/// `kubectl debug` on the mutating webhook: the ephemeral containers it
+/// adds to a wrapped pod, wrapped (or refused).
+fn debug(
+    settings: &Settings,
+    context: PodContext<'_>,
+    old: &Pod,
+    pod: &Pod,
+    response: AdmissionResponse,
+) -> (AdmissionResponse, Outcome) {
+    let containers = match Ephemeral::read(settings, context, pod) {
+        Ok(Some(containers)) => containers,
+        Ok(None) => {
+            let why = "kubectl debug: the pod is not wrapped by landgate".to_owned();
+            return (response, Outcome::Passed(why));
+        }
+        Err(err) => return refuse(response, err.reason(), err.to_string()),
+    };
+    let mutation = match containers.wrap(old, context.images) {
+        Ok(mutation) => mutation,
+        Err(err) => return refuse(response, err.reason(), err.to_string()),
+    };
+    patched(response, mutation)
 }
 
 /// A pod CREATE as it will be stored: admitted unchanged, or refused; never
@@ -362,10 +422,14 @@ fn wrap(
     pod: &Pod,
     response: AdmissionResponse,
 ) -> (AdmissionResponse, Outcome) {
-    let mutation = match mutate_pod(settings, context, pod) {
-        Ok(mutation) => mutation,
-        Err(err) => return refuse(response, err.reason(), err.to_string()),
-    };
+    match mutate_pod(settings, context, pod) {
+        Ok(mutation) => patched(response, mutation),
+        Err(err) => refuse(response, err.reason(), err.to_string()),
+    }
+}
+
+/// The response carrying the engine's patch and warnings.
+fn patched(response: AdmissionResponse, mutation: Mutation) -> (AdmissionResponse, Outcome) {
     let mut response = response;
     if !mutation.warnings.is_empty() {
         response.warnings = Some(mutation.warnings);

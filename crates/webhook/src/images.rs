@@ -42,7 +42,13 @@ impl ImageLookups {
         let Some(spec) = pod.spec.as_ref() else {
             return Images::new();
         };
-        let images = image::images_of(spec);
+        self.for_images(pod, namespace, image::images_of(spec))
+            .await
+    }
+
+    /// What the registry says about `images` of `pod` (its pull secrets
+    /// used), within the budget as [`ImageLookups::for_pod`].
+    pub async fn for_images(&self, pod: &Pod, namespace: &str, images: Vec<String>) -> Images {
         if images.is_empty() {
             return Images::new();
         }

@@ -193,7 +193,7 @@ async fn wait_until_validating(client: &kube::Client, namespace: &str) -> anyhow
                 Err(kube::Error::Api(status))
                     if status
                         .message
-                        .contains("admission webhook \"pods.validate.landgate.dev\" denied") =>
+                        .contains(".landgate.dev\" denied the request") =>
                 {
                     Ok(Some(()))
                 }
@@ -1272,7 +1272,9 @@ fn pods_that_would_replace_the_launcher_are_refused() {
 /// The in-place changes the API server allows on a running pod, against a
 /// wrapped one (security review: the webhook used to see only CREATE).
 /// `kubectl debug` goes through the `ephemeralcontainers` subresource, which
-/// a rule on `pods` does not match; a debug container may mount volumes.
+/// a rule on `pods` does not match; a debug container may mount volumes,
+/// and is wrapped like the pod's own containers (refused without a command
+/// where its image's entrypoint is unknown; as it is under `allow`).
 /// No kubelet runs here, so the pod stays Pending: what is checked is what
 /// the API server stores.
 #[test]
@@ -1302,7 +1304,7 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             Err(kube::Error::Api(status))
                 if status
                     .message
-                    .contains("admission webhook \"pods.validate.landgate.dev\" denied")
+                    .contains(".landgate.dev\" denied the request")
                     && status.message.contains(needle) =>
             {
                 Ok(())
@@ -1328,60 +1330,16 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             "(spec.ephemeralContainers[0].volumeMounts[0]) mounts volume \"landgate\"",
         )?;
 
-        // 2. The same debug container without the mount: not wrapped, so an
-        // unsandboxed process in a sandboxed pod, refused under the default
-        // landgate.dev/exec: sandboxed; admitted once the namespace allows
-        // unsandboxed debugging.
-        refused(
-            api.patch_ephemeral_containers(
-                "target",
-                &params,
-                &Patch::Strategic(debugger(json!([]))),
-            )
-            .await,
-            "plain ephemeral container under exec: sandboxed",
-            "would run outside the sandbox",
-        )?;
-        annotate_namespace(
-            &env.client,
-            &namespace,
-            json!({"landgate.dev/exec": "allow"}),
-        )
-        .await?;
-        // Until the webhook's namespace cache sees the annotation.
-        let debugged = landgate_e2e::eventually(
-            "a plain ephemeral container admitted under landgate.dev/exec: allow",
-            Duration::from_secs(10),
-            || async {
-                match api
-                    .patch_ephemeral_containers(
-                        "target",
-                        &params,
-                        &Patch::Strategic(debugger(json!([]))),
-                    )
-                    .await
-                {
-                    Ok(pod) => Ok(Some(pod)),
-                    Err(kube::Error::Api(status))
-                        if status.message.contains("would run outside the sandbox") =>
-                    {
-                        bail!("still refused: {}", status.message)
-                    }
-                    Err(err) => Err(err).context("adding a plain ephemeral container"),
-                }
-            },
-        )
-        .await?;
-        ensure!(
-            debugged
-                .spec
-                .iter()
-                .flat_map(|s| s.ephemeral_containers.iter().flatten())
-                .any(|e| e.name == "debugger"),
-            "the plain ephemeral container was not stored"
-        );
+        // 2. The same debug container without the mount: wrapped like the
+        // pod's own containers (issue 12): its command through the launcher,
+        // the launcher mounted read-only, its own policy (no ports).
+        let debugged = api
+            .patch_ephemeral_containers("target", &params, &Patch::Strategic(debugger(json!([]))))
+            .await
+            .context("adding a plain ephemeral container under exec: sandboxed")?;
+        check_debug_container_wrapped(&debugged, "debugger", &["sh"])?;
 
-        // The same two through kubectl debug itself (no -i: kubectl adds the
+        // The same through kubectl debug itself (no -i: kubectl adds the
         // container and returns; nothing runs without a kubelet).
         let custom = env.cluster.dir.join("debug-mount.json");
         std::fs::write(
@@ -1408,6 +1366,69 @@ fn updates_that_would_reach_a_wrapped_pods_sandbox_are_refused() {
             output.status.success(),
             "plain kubectl debug failed; stderr:\n{}",
             String::from_utf8_lossy(&output.stderr)
+        );
+        check_debug_container_wrapped(&api.get("target").await?, "kubectl-plain", &["sh"])?;
+        // Without a command it would run its image's entrypoint, which this
+        // instance does not look up (--no-resolve): refused, saying how.
+        let output = env
+            .kubectl(&[&debug[..], &["-c", "kubectl-no-command"]].concat())
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            !output.status.success()
+                && stderr.contains("sets no command")
+                && stderr.contains("-- sh"),
+            "kubectl debug without a command was not refused by landgate (exit {}); stderr:\n{stderr}",
+            output.status
+        );
+
+        // Under the namespace's landgate.dev/exec: allow, a debug container
+        // is admitted as it is (unsandboxed, the namespace's choice).
+        annotate_namespace(
+            &env.client,
+            &namespace,
+            json!({"landgate.dev/exec": "allow"}),
+        )
+        .await?;
+        let unsandboxed = json!({"spec": {"ephemeralContainers": [{
+            "name": "unsandboxed", "image": "busybox:1.36", "command": ["sh"],
+        }]}});
+        let command_of = |pod: &Pod| {
+            pod.spec
+                .iter()
+                .flat_map(|s| s.ephemeral_containers.iter().flatten())
+                .find(|e| e.name == "unsandboxed")
+                .and_then(|e| e.command.clone())
+        };
+        // Dry runs until the webhook's namespace cache sees the annotation
+        // (they call the webhooks, which declare NoneOnDryRun).
+        let dry_run = PatchParams {
+            dry_run: true,
+            ..PatchParams::default()
+        };
+        landgate_e2e::eventually(
+            "a debug container left as it is under landgate.dev/exec: allow",
+            Duration::from_secs(10),
+            || async {
+                let pod = api
+                    .patch_ephemeral_containers(
+                        "target",
+                        &dry_run,
+                        &Patch::Strategic(unsandboxed.clone()),
+                    )
+                    .await?;
+                Ok((command_of(&pod) == Some(vec!["sh".to_owned()])).then_some(()))
+            },
+        )
+        .await?;
+        let debugged = api
+            .patch_ephemeral_containers("target", &params, &Patch::Strategic(unsandboxed))
+            .await
+            .context("adding an ephemeral container under allow")?;
+        ensure!(
+            command_of(&debugged) == Some(vec!["sh".to_owned()]),
+            "under landgate.dev/exec: allow the debug container was changed: {:?}",
+            command_of(&debugged)
         );
 
         // 3. landgate-init's image replaced in place (images are mutable):
@@ -1642,6 +1663,23 @@ fn images_without_command_are_resolved_with_pull_secrets_and_pinned() {
             "PATH: {path:?}"
         );
 
+        // kubectl debug with that image and no command: the debug container
+        // runs the image's entrypoint, looked up with the pod's pull secret,
+        // through the launcher.
+        let pod = created.metadata.name.clone().context("pod name")?;
+        let output = env
+            .kubectl(&[
+                "-n", &namespace, "debug", &pod, "--image", &image, "-c", "debugger",
+            ])
+            .await?;
+        ensure!(
+            output.status.success(),
+            "kubectl debug without a command failed; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let debugged = api.get(&pod).await?;
+        check_debug_container_wrapped(&debugged, "debugger", &["/usr/local/bin/web"])?;
+
         configurations
             .delete(NAME, &DeleteParams::default())
             .await?;
@@ -1732,6 +1770,41 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
             "kubectl cp did not reach the node through the launcher: {recorded:?}"
         );
 
+        // kubectl debug: the debug container is wrapped, and an exec into
+        // it by absolute path arrives through the launcher like any other.
+        let output = env
+            .kubectl(&[
+                "-n",
+                &namespace,
+                "debug",
+                "target",
+                "--image=busybox:1.36",
+                "-c",
+                "debugger",
+                "--",
+                "sh",
+            ])
+            .await?;
+        ensure!(
+            output.status.success(),
+            "kubectl debug failed; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let before_debug = kubelet.kubelet_requests().len();
+        env.kubectl(&[
+            "-n", &namespace, "exec", "target", "-c", "debugger", "--", "/bin/ls", "/",
+        ])
+        .await?;
+        let recorded = kubelet.kubelet_requests();
+        ensure!(
+            recorded.len() == before_debug + 1
+                && recorded[before_debug]
+                    .starts_with(&format!("/exec/{namespace}/target/debugger?"))
+                && commands_of(&recorded[before_debug])
+                    == words(&["/landgate/landgate", "exec", "--", "/bin/ls", "/"]),
+            "an exec into the debug container did not reach the node through the launcher: {recorded:?}"
+        );
+
         // attach reaches the sandboxed main process: admitted unchanged.
         env.kubectl(&["-n", &namespace, "attach", "target", "-c", "app"])
             .await?;
@@ -1792,6 +1865,47 @@ fn kubectl_exec_reaches_the_node_through_the_launcher_or_is_refused() {
         nodes.delete(NODE, &DeleteParams::default()).await?;
         Ok(())
     });
+}
+
+/// The ephemeral container `name` of `pod` as landgate wraps one: `command`
+/// behind the launcher, the launcher volume mounted read-only at
+/// /landgate, PATH through the wrappers, a policy of its own.
+fn check_debug_container_wrapped(pod: &Pod, name: &str, command: &[&str]) -> anyhow::Result<()> {
+    let container = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.ephemeral_containers.iter().flatten())
+        .find(|e| e.name == name)
+        .with_context(|| format!("ephemeral container {name} was not stored"))?;
+    let mut expected = words(&["/landgate/landgate", "exec", "--"]);
+    expected.extend(words(command));
+    ensure!(
+        container.command.as_deref() == Some(&expected[..]),
+        "ephemeral container {name}: command {:?}, expected {expected:?}",
+        container.command
+    );
+    ensure!(
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == pods::VOLUME
+                && m.mount_path == "/landgate"
+                && m.read_only == Some(true)),
+        "ephemeral container {name} has no read-only /landgate mount: {:?}",
+        container.volume_mounts
+    );
+    let env = container.env.as_deref().unwrap_or_default();
+    ensure!(
+        env.iter().any(|e| e.name == "LANDGATE_POLICY")
+            && env
+                .iter()
+                .rfind(|e| e.name == "PATH")
+                .and_then(|e| e.value.as_deref())
+                .is_some_and(|p| p.starts_with("/landgate/bin")),
+        "ephemeral container {name} has no LANDGATE_POLICY or no /landgate/bin on PATH: {env:?}"
+    );
+    Ok(())
 }
 
 /// The `command` values of a kubelet streaming request's query, decoded.

@@ -832,6 +832,15 @@ pub fn exec_policy(
         .unwrap_or((ExecPolicy::Sandboxed, None)))
 }
 
+/// What [`exec_policy`] found, for a message: `<origin> = "deny"`, or the
+/// default.
+pub fn exec_said(policy: ExecPolicy, origin: Option<&Origin>) -> String {
+    match origin {
+        Some(origin) => format!("{origin} = {:?}", policy.as_str()),
+        None => format!("{EXEC} is {:?} by default", policy.as_str()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

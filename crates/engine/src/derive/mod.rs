@@ -20,7 +20,7 @@ mod ports;
 pub use annotations::{
     ALLOW_OPT_OUT, ALLOW_POD_PATHS, ANNOTATION_PREFIX, AnnotationError, Annotations, CONNECT_PORTS,
     ContainerSettings, ENFORCEMENT, EXEC, ExecPolicy, FloorError, INJECT, IO_URING, Key, Origin,
-    PROFILE, READABLE_PATHS, STATUS, WRITABLE_PATHS, exec_policy,
+    PROFILE, READABLE_PATHS, STATUS, WRITABLE_PATHS, exec_policy, exec_said,
 };
 pub use mounts::mounts_writable;
 pub use path_dirs::{PathDirs, path_dirs};

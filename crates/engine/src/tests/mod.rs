@@ -1,6 +1,7 @@
 //! Tests of the whole engine (`mutate_pod`); the phases' own tests sit
 //! beside them.
 
+mod ephemeral;
 mod escapes;
 mod exec;
 mod floors;

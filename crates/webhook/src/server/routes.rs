@@ -174,18 +174,29 @@ async fn answer_review(
                         .into(),
                 ),
             };
-            Ok(parsed.answer_connect(&*lookup, &pod))
+            Ok(parsed.answer_connect(&state.settings, &*lookup, &pod))
         }
         Ok(parsed) => {
+            let excluded = |namespace: &str| {
+                state
+                    .settings
+                    .excluded_namespaces
+                    .iter()
+                    .any(|n| n == namespace)
+            };
             let images = match (&state.images, parsed.created_pod()) {
-                (Some(images), Some((pod, namespace)))
-                    if !state
-                        .settings
-                        .excluded_namespaces
-                        .iter()
-                        .any(|n| n == namespace) =>
-                {
+                (Some(images), Some((pod, namespace))) if !excluded(namespace) => {
                     images.for_pod(pod, namespace).await
+                }
+                // kubectl debug: the images of the debug containers, for
+                // the mutating webhook, which wraps them.
+                (Some(images), None) if webhook == Webhook::Mutating => {
+                    match parsed.debugged_pod() {
+                        Some((pod, namespace, wanted)) if !excluded(namespace) => {
+                            images.for_images(pod, namespace, wanted).await
+                        }
+                        _ => Default::default(),
+                    }
                 }
                 _ => Default::default(),
             };
