@@ -696,17 +696,50 @@ mod tests {
         assert_eq!(reviewed.name, "web");
     }
 
+    /// kubectl debug: the mutating webhook wraps the debug container (its
+    /// patch touches nothing but it); the validating one refuses it
+    /// unwrapped and admits it wrapped; under the namespace's `allow` both
+    /// leave it as it is.
     #[test]
-    fn plain_ephemeral_container_is_refused_unless_the_namespace_allows_it() {
+    fn plain_ephemeral_container_is_wrapped_and_verified() {
         let old = stored_pod();
         let new = with_debugger(&old, json!(null));
-        let body = update_review(old, new, Some("ephemeralcontainers"));
+        let body = update_review(old.clone(), new, Some("ephemeralcontainers"));
         let (reviewed, answer) = run(&body);
-        assert_refused(
-            &reviewed,
-            &answer,
-            "landgate.dev/exec is \"sandboxed\" by default",
+        assert_eq!(reviewed.outcome, Outcome::Wrapped);
+        let patch: json_patch::Patch = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                answer["response"]["patch"].as_str().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        for op in &patch.0 {
+            let path = op.path().to_string();
+            assert!(path.starts_with("/spec/ephemeralContainers/0/"), "{path}");
+        }
+
+        let validate = |namespace: &NamespaceLookup, body: &Value| {
+            parse(&serde_json::to_vec(body).unwrap()).unwrap().answer(
+                Webhook::Validating,
+                &Settings::default(),
+                namespace,
+                NO_IMAGES,
+            )
+        };
+        let unwrapped = validate(&no_annotations, &body);
+        let answer: Value = serde_json::from_slice(&unwrapped.body()).unwrap();
+        assert_refused(&unwrapped, &answer, "its command does not start with");
+        let mut wrapped = body.clone();
+        json_patch::patch(&mut wrapped["request"]["object"], &patch).unwrap();
+        let admitted = validate(&no_annotations, &wrapped);
+        assert!(
+            matches!(admitted.outcome, Outcome::Passed(_)),
+            "{:?}",
+            admitted.outcome
         );
+
         let allow = |_: &str| {
             Some(BTreeMap::from([(
                 "landgate.dev/exec".to_owned(),
@@ -719,12 +752,14 @@ mod tests {
             &serde_json::to_vec(&body).unwrap(),
         )
         .unwrap();
-        let answer: Value = serde_json::from_slice(&reviewed.body()).unwrap();
-        assert_admitted_unchanged(
-            &reviewed,
-            &answer,
-            "pod update: nothing landgate guards changed",
+        assert!(reviewed.response.patch.is_none());
+        assert!(
+            matches!(&reviewed.outcome, Outcome::Skipped(why) if why.contains("unsandboxed")),
+            "{:?}",
+            reviewed.outcome
         );
+        let answer: Value = serde_json::from_slice(&validate(&allow, &body).body()).unwrap();
+        assert_eq!(answer["response"]["allowed"], json!(true));
     }
 
     #[rstest::rstest]
