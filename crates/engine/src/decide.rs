@@ -345,13 +345,21 @@ impl Pass<'_> {
     }
 
     /// Where `c` mounts a volume that some container of the pod mounts
-    /// writable (a shared emptyDir read-only here, written by a sidecar).
+    /// writable (a shared emptyDir read-only here, written by a sidecar, or
+    /// by a debug container `kubectl debug` added: none at creation).
     pub(crate) fn shared_writable(&self, c: &Container) -> Vec<AbsPath> {
         let volumes = self.spec.volumes.as_deref().unwrap_or_default();
+        let ephemeral = self
+            .spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .flat_map(|e| e.volume_mounts.iter().flatten());
         let written: Vec<&str> = self
             .views
             .iter()
             .flat_map(|v| v.current.volume_mounts.iter().flatten())
+            .chain(ephemeral)
             .filter(|m| derive::mounts_writable(m, volumes))
             .map(|m| m.name.as_str())
             .collect();

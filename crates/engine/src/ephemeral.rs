@@ -15,7 +15,8 @@
 //! mounts without the launcher's), wraps that again and compares: equal
 //! means landgate wrapped it, with the policy this pod derives for it now.
 //! The validating webhook admits only such containers, and `kubectl exec`
-//! into one is rewritten like an exec into any wrapped container.
+//! into one ([`carries_wrapping`]) is rewritten like an exec into any
+//! wrapped container.
 //!
 //! Existing ephemeral containers are never touched: the API server refuses
 //! any change to them.
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod, PodSpec};
 use landgate_policy::env::ACTIVE as ACTIVE_ENV;
-use landgate_policy::{POLICY_ENV, argv};
+use landgate_policy::{Enforcement, POLICY_ENV, argv};
 
 use crate::container::{kubelet_literal, last_path, strip_path};
 use crate::derive::{self, ExecPolicy, Origin};
@@ -124,6 +125,7 @@ impl<'a> Ephemeral<'a> {
                 }
             }
         }
+        self.check_others_path_dirs(old)?;
         let outcome = match (ops.0.is_empty(), unsandboxed.is_empty()) {
             (false, _) => Outcome::Wrapped,
             (true, false) => Outcome::Skipped(format!(
@@ -152,19 +154,56 @@ impl<'a> Ephemeral<'a> {
                 });
             }
         }
-        Ok(())
+        self.check_others_path_dirs(old)
     }
 
-    /// The names of the ephemeral containers landgate wrapped.
-    pub fn wrapped(&self) -> Vec<String> {
-        self.spec
-            .ephemeral_containers
-            .iter()
-            .flatten()
-            .enumerate()
-            .filter(|(index, c)| self.verify(*index, c).is_ok())
-            .map(|(_, c)| c.name.clone())
-            .collect()
+    /// A debug container that mounts a volume writable may put a directory
+    /// on another container's PATH within reach of sandboxed code, which a
+    /// container that requires enforcement refuses at creation (a program
+    /// planted there runs unsandboxed wherever an exec is not rewritten):
+    /// every such container, and every earlier debug container, is judged
+    /// again with the writers this update adds (security review). Only
+    /// refusals: the warnings were given when each was admitted.
+    fn check_others_path_dirs(&self, old: &Pod) -> Result<(), UpdateError> {
+        let volumes = self.spec.volumes.as_deref().unwrap_or_default();
+        let Some((index, writer)) = added(old, self.spec).find(|(_, c)| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| derive::mounts_writable(m, volumes))
+        }) else {
+            return Ok(());
+        };
+        let refuse = |error: MutateError| UpdateError::EphemeralContainer {
+            pod: self.pass.label.clone(),
+            container: writer.name.clone(),
+            field: field(index),
+            why: format!("its writable mounts reach another container's PATH: {error}"),
+        };
+        let required = |view: &View| view.settings.enforcement == Enforcement::Required;
+        for view in self.pass.views.iter().filter(|v| required(v)) {
+            let derived = derive::derive_policy(&view.settings, &view.original, volumes);
+            self.pass
+                .check_path_dirs(view, &derived.policy, &mut Vec::new())
+                .map_err(refuse)?;
+        }
+        let earlier = self.spec.ephemeral_containers.iter().flatten().enumerate();
+        for (i, container) in earlier.filter(|(_, c)| carries_wrapping(c)) {
+            let Ok(original) = as_container(container, &self.pass.label)
+                .map_err(|e| e.to_string())
+                .and_then(|c| recover(&c))
+            else {
+                continue;
+            };
+            let view = self.view(i, &original, crate::mutate::NO_IMAGES);
+            if required(&view) {
+                let derived = derive::derive_policy(&view.settings, &view.original, volumes);
+                self.pass
+                    .check_path_dirs(&view, &derived.policy, &mut Vec::new())
+                    .map_err(refuse)?;
+            }
+        }
+        Ok(())
     }
 
     /// Refused under `deny`; admitted as it is under `allow` (its mounts
@@ -333,6 +372,25 @@ const EMPTY: &BTreeMap<String, String> = &BTreeMap::new();
 
 fn field(index: usize) -> String {
     format!("spec.{}[{index}]", List::Ephemeral.json())
+}
+
+/// Whether `container` carries landgate's wrapping: its command behind the
+/// launcher, the launcher volume mounted read-only at `/landgate` exactly
+/// once, one plain `LANDGATE_POLICY`. Enough for `kubectl exec` into it: an
+/// ephemeral container never changes once added, and one carrying the
+/// launcher mount was admitted only as landgate's exact wrapping (the
+/// validating webhook under `sandboxed`; the mount is refused under
+/// `allow` and `deny`). Deriving its policy again at exec time would refuse
+/// legitimate debugging whenever a namespace's settings or the webhook's
+/// flags changed since, while the debug process runs on under its policy.
+pub fn carries_wrapping(container: &EphemeralContainer) -> bool {
+    let command = container.command.as_deref().unwrap_or_default();
+    let mounts = container.volume_mounts.as_deref().unwrap_or_default();
+    let env = container.env.as_deref().unwrap_or_default();
+    let policies: Vec<_> = env.iter().filter(|e| e.name == POLICY_ENV).collect();
+    argv::unwrap_exec(command).is_some()
+        && mounts.iter().filter(|m| **m == launcher_mount()).count() == 1
+        && matches!(policies.as_slice(), [one] if one.value.is_some() && one.value_from.is_none())
 }
 
 /// The images of the ephemeral containers `new` adds without a command:

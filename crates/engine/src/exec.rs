@@ -14,7 +14,7 @@
 //! cannot run the launcher: an exec or attach there is refused unless
 //! `allow`. Which containers are wrapped comes from the status, or from the
 //! spec when the status is gone ([`wrapped_containers`]), and for ephemeral
-//! containers from their verified shape ([`Ephemeral`]): the pod is read
+//! containers from their shape ([`carries_wrapping`]): the pod is read
 //! whole.
 
 use std::collections::BTreeMap;
@@ -24,9 +24,7 @@ use landgate_policy::argv;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::derive::{self, ExecPolicy};
-use crate::ephemeral::Ephemeral;
-use crate::mutate::{NO_IMAGES, PodContext};
-use crate::settings::Settings;
+use crate::ephemeral::carries_wrapping;
 use crate::status::wrapped_containers;
 
 /// What the request asks for.
@@ -53,10 +51,8 @@ pub enum ExecDecision {
 }
 
 /// Decides an exec or attach into `container` (as the request names it) of
-/// `pod`, in `namespace` with `namespace_annotations`; `settings` are the
-/// webhook's, by which an ephemeral container is verified.
+/// `pod`, in `namespace` with `namespace_annotations`.
 pub fn decide_exec(
-    settings: &Settings,
     pod: &Pod,
     namespace: &str,
     namespace_annotations: &BTreeMap<String, String>,
@@ -102,15 +98,7 @@ pub fn decide_exec(
             "{what} into pod {pod} names no container, and landgate sandboxes an {what} per container: name it (kubectl {what} -c <container>)"
         ));
     };
-    if !recorded.iter().any(|name| name == container)
-        && !wrapped_ephemeral(
-            settings,
-            target,
-            namespace,
-            namespace_annotations,
-            container,
-        )
-    {
+    if !recorded.iter().any(|name| name == container) && !wrapped_ephemeral(target, container) {
         return ExecDecision::Refuse(format!(
             "{what} into container {container:?} of pod {pod} is refused: landgate did not wrap that container (an ephemeral container added unsandboxed, or one it does not know), so the {what} would run outside the sandbox ({said}). {what} into a wrapped container ({})",
             recorded.join(", ")
@@ -132,30 +120,11 @@ pub fn decide_exec(
     }
 }
 
-/// Whether `container` is an ephemeral container of `pod` that landgate
-/// wrapped (its shape verified against what the pod derives for it now).
-fn wrapped_ephemeral(
-    settings: &Settings,
-    pod: &Pod,
-    namespace: &str,
-    namespace_annotations: &BTreeMap<String, String>,
-    container: &str,
-) -> bool {
-    let is_ephemeral = pod
-        .spec
+/// Whether `container` is an ephemeral container of `pod` that carries
+/// landgate's wrapping ([`carries_wrapping`]).
+fn wrapped_ephemeral(pod: &Pod, container: &str) -> bool {
+    pod.spec
         .iter()
         .flat_map(|s| s.ephemeral_containers.iter().flatten())
-        .any(|c| c.name == container);
-    if !is_ephemeral {
-        return false;
-    }
-    let context = PodContext {
-        namespace,
-        namespace_annotations,
-        images: NO_IMAGES,
-    };
-    matches!(
-        Ephemeral::read(settings, context, pod),
-        Ok(Some(containers)) if containers.wrapped().iter().any(|name| name == container)
-    )
+        .any(|c| c.name == container && carries_wrapping(c))
 }

@@ -27,6 +27,8 @@
 //! after every mutating webhook, so a later one cannot slip a change past
 //! it.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::derive;
@@ -98,11 +100,11 @@ pub enum UpdateError {
         to: String,
     },
     #[error(
-        "pod {pod}: this update changes annotation {key} ({from:?} to {to:?}) of a pod landgate wrapped; what kubectl exec, attach and debug get is set when the pod is created (within its namespace's floor). Leave it as it is; the namespace's owner can tighten it for every pod at once"
+        "pod {pod}: this update changes annotation {key} ({from:?} to {to:?}) of a pod landgate wrapped; the pod's landgate.dev/* settings are read when it is created (its sandbox, what kubectl exec, attach and debug get, within its namespace's floor), and a debug container added later is sandboxed by them too. Leave it as it is; to sandbox the pod differently, re-create it (the namespace's owner can tighten every pod at once)"
     )]
-    ExecAnnotation {
+    Setting {
         pod: String,
-        key: &'static str,
+        key: String,
         from: String,
         to: String,
     },
@@ -156,7 +158,7 @@ impl UpdateError {
             Self::InitContainer { .. } => "init-container-changed",
             Self::OptOutLabel { .. } => "opt-out-label",
             Self::ProfileLabel { .. } => "profile-label-changed",
-            Self::ExecAnnotation { .. } => "exec-annotation-changed",
+            Self::Setting { .. } => "setting-changed",
             Self::EphemeralContainer { .. } => "ephemeral-container",
             Self::DebugEntrypoint { .. } => "unknown-entrypoint",
             Self::Annotation { error, .. } => error.reason(),
@@ -225,11 +227,10 @@ pub fn check_update(
             value: OPT_OUT_VALUE,
         });
     }
-    let (was, is) = (annotation(old, derive::EXEC), annotation(new, derive::EXEC));
-    if was != is {
-        return Err(UpdateError::ExecAnnotation {
+    if let Some((key, was, is)) = changed_setting(old, new) {
+        return Err(UpdateError::Setting {
             pod,
-            key: derive::EXEC,
+            key: key.to_owned(),
             from: was.unwrap_or_default().to_owned(),
             to: is.unwrap_or_default().to_owned(),
         });
@@ -379,6 +380,30 @@ fn check_ephemeral_containers(
         containers.check(old)?;
     }
     Ok(Admitted::SandboxUntouched)
+}
+
+/// The first `landgate.dev/*` annotation (the status aside, checked on its
+/// own) that differs between `old` and `new`: its key, and both values.
+/// Frozen on a wrapped pod because the settings they hold are read again
+/// whenever `kubectl debug` adds a container (security review: a pod
+/// loosened its profile after creation, and its next debug container got
+/// the looser sandbox).
+fn changed_setting<'a>(
+    old: &'a Pod,
+    new: &'a Pod,
+) -> Option<(&'a str, Option<&'a str>, Option<&'a str>)> {
+    let settings = |pod: &'a Pod| {
+        pod.metadata
+            .annotations
+            .iter()
+            .flat_map(BTreeMap::keys)
+            .filter(|k| k.starts_with(derive::ANNOTATION_PREFIX) && *k != derive::STATUS)
+    };
+    settings(old)
+        .chain(settings(new))
+        .map(String::as_str)
+        .find(|key| annotation(old, key) != annotation(new, key))
+        .map(|key| (key, annotation(old, key), annotation(new, key)))
 }
 
 fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
@@ -624,17 +649,40 @@ mod tests {
         );
     }
 
-    /// A wrapped pod's exec annotation is set at creation: an update may not
-    /// turn it into `allow` (security review), nor change it otherwise.
-    #[test]
-    fn the_exec_annotation_may_not_change() {
+    /// A wrapped pod's landgate.dev/* settings are set at creation: an
+    /// update may not turn exec into `allow` (security review), nor loosen
+    /// the profile a later debug container would get (second review), nor
+    /// add or remove one.
+    #[rstest::rstest]
+    #[case::exec_allow(derive::EXEC, Some("allow"))]
+    #[case::profile_loosened(derive::PROFILE, Some("ports-only"))]
+    #[case::io_uring_added(derive::IO_URING, Some("allow"))]
+    #[case::connect_ports(derive::CONNECT_PORTS, Some("1-65535"))]
+    fn the_settings_may_not_change(#[case] key: &str, #[case] value: Option<&str>) {
         let result = update(wrapped(), |pod| {
-            pod["metadata"]["annotations"][derive::EXEC] = json!("allow");
+            pod["metadata"]["annotations"][key] = json!(value);
         });
         assert!(
-            matches!(result, Err(UpdateError::ExecAnnotation { .. })),
+            matches!(result, Err(UpdateError::Setting { .. })),
             "{result:?}"
         );
+        let message = refusal(result);
+        assert!(
+            message.contains(&format!("changes annotation {key}")),
+            "{message}"
+        );
+        // Removing one is a change too.
+        let mut old = wrapped();
+        old["metadata"]["annotations"][key] = json!(value);
+        let mut new = old.clone();
+        new["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(key);
+        assert!(matches!(
+            check(&old, &new),
+            Err(UpdateError::Setting { .. })
+        ));
     }
 
     /// A bad exec value on the namespace blocks debug containers only, not

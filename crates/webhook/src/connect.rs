@@ -16,7 +16,6 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use landgate_engine::Outcome;
 use landgate_engine::exec::{Connect, ExecDecision, decide_exec};
-use landgate_engine::settings::Settings;
 
 use crate::admission::{NamespaceLookup, Parsed, Request, Reviewed, refuse, reviewed, unreadable};
 
@@ -98,18 +97,16 @@ impl Parsed {
         })
     }
 
-    /// Answers an exec or attach into `pod`, as read (`settings` verify
-    /// its ephemeral containers).
+    /// Answers an exec or attach into `pod`, as read.
     pub fn answer_connect(
         &self,
-        settings: &Settings,
         namespace_annotations: &NamespaceLookup,
         pod: &PodMeta,
     ) -> Reviewed {
         let Request::Dynamic(request) = &self.0 else {
             unreachable!("answer_connect is called for connect_target() reviews only");
         };
-        let (response, outcome, audit) = connect(settings, request, namespace_annotations, pod);
+        let (response, outcome, audit) = connect(request, namespace_annotations, pod);
         let mut answered = reviewed(request, response, outcome);
         answered.connect = audit;
         answered
@@ -132,7 +129,6 @@ fn kind_of(request: &AdmissionRequest<DynamicObject>) -> Option<Kind> {
 }
 
 fn connect(
-    settings: &Settings,
     request: &AdmissionRequest<DynamicObject>,
     namespace_annotations: &NamespaceLookup,
     pod: &PodMeta,
@@ -220,7 +216,6 @@ fn connect(
         None => Connect::Attach,
     };
     let decision = decide_exec(
-        settings,
         pod,
         namespace,
         &ns_annotations,
@@ -322,7 +317,7 @@ mod tests {
             .connect_target()
             .expect("an exec is a connect target");
         assert_eq!((target.namespace, target.name), ("shop", "web"));
-        let reviewed = parsed.answer_connect(&Settings::default(), &|_| Some(BTreeMap::new()), pod);
+        let reviewed = parsed.answer_connect(&|_| Some(BTreeMap::new()), pod);
         let answer: Value = serde_json::from_slice(&reviewed.body()).unwrap();
         (reviewed, answer)
     }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use landgate_policy::{POLICY_ENV, Policy, argv};
 use serde_json::{Value, json};
 
-use crate::derive::{EXEC, WRITABLE_PATHS};
+use crate::derive::{CONNECT_PORTS, ENFORCEMENT, EXEC, PROFILE, WRITABLE_PATHS};
 use crate::ephemeral::Ephemeral;
 use crate::exec::{Connect, ExecDecision, decide_exec};
 use crate::image::{ImageConfig, ImageLookup, Images, LookupFailure};
@@ -116,14 +116,7 @@ fn check_in(ns: &[(&str, &str)], old: &Pod, new: &Pod) -> Result<(), UpdateError
 }
 
 fn exec_in(ns: &[(&str, &str)], pod: &Pod, container: &str, request: Connect) -> ExecDecision {
-    decide_exec(
-        &Settings::default(),
-        pod,
-        "shop",
-        &namespace(ns),
-        Some(container),
-        request,
-    )
+    decide_exec(pod, "shop", &namespace(ns), Some(container), request)
 }
 
 fn ephemeral(pod: &Pod, index: usize) -> Value {
@@ -214,7 +207,8 @@ fn an_unwrapped_debug_container_is_refused_by_validation() {
 }
 
 /// A debug container forged to look wrapped, with a policy of its own
-/// (any port, every path writable), is neither admitted nor trusted by exec.
+/// (any port, every path writable), is not admitted. (Exec trusts the shape
+/// of a stored one: only this check lets one with the launcher mount in.)
 #[test]
 fn a_forged_wrapped_shape_is_refused() {
     let old = wrapped();
@@ -226,10 +220,6 @@ fn a_forged_wrapped_shape_is_refused() {
     let new = with_debugger(&old, forged);
     let message = check_in(&[], &old, &new).unwrap_err().to_string();
     assert!(message.contains("its env differ"), "{message}");
-    assert!(matches!(
-        exec_in(&[], &new, "debugger", Connect::Exec(&words(&["sh"]))),
-        ExecDecision::Refuse(_)
-    ));
     // The mutating webhook does not take it for its own either: its
     // launcher mount is refused as any tenant mount of the volume.
     let refused = wrap_in(&[], NO_IMAGES, &old, &new).unwrap_err();
@@ -252,6 +242,89 @@ fn exec_into_a_wrapped_debug_container_runs_through_the_launcher() {
         exec_in(&[], &stored, "debugger", Connect::Attach),
         ExecDecision::Pass(_)
     ));
+}
+
+/// Exec trusts a stored debug container by its shape, not by deriving its
+/// policy again: settings that change later (the namespace's, the
+/// webhook's flags) must not lock users out of a debug container that still
+/// runs (review finding: exec and attach were refused after any drift).
+#[test]
+fn exec_into_a_wrapped_debug_container_survives_later_setting_changes() {
+    let old = wrapped();
+    let (_, stored) = wrap(&old, &with_debugger(&old, debugger(json!({}))));
+    let tightened = [(CONNECT_PORTS, "443"), (PROFILE, "strict")];
+    let ls = words(&["ls"]);
+    assert_eq!(
+        exec_in(&tightened, &stored, "debugger", Connect::Exec(&ls)),
+        ExecDecision::Rewrite(argv::exec(&ls))
+    );
+    assert!(matches!(
+        exec_in(&tightened, &stored, "debugger", Connect::Attach),
+        ExecDecision::Pass(_)
+    ));
+}
+
+/// A pod that requires enforcement, whose `app` has a PATH directory on a
+/// volume it mounts read-only: a sidecar writing that volume is refused at
+/// creation, so a debug container writing it is refused too; so is a
+/// later debug container whose PATH an earlier one writes (review
+/// finding: ephemeral writers were not seen).
+#[test]
+fn a_debug_container_may_not_make_a_required_path_writable() {
+    let created = |containers: Value| -> Pod {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "annotations": {ENFORCEMENT: "required"}},
+            "spec": {"volumes": [{"name": "tools", "emptyDir": {}}], "containers": containers}
+        }))
+        .unwrap();
+        let context = PodContext {
+            namespace: "shop",
+            namespace_annotations: &BTreeMap::new(),
+            images: NO_IMAGES,
+        };
+        let m = mutate_pod(&Settings::default(), context, &pod).unwrap();
+        crate::patch::apply(&pod, &m.patch).unwrap()
+    };
+    let app = json!({
+        "name": "app", "image": "busybox:1.36", "command": ["httpd", "-f"],
+        "env": [{"name": "PATH", "value": "/tools:/usr/bin:/bin"}],
+        "volumeMounts": [{"name": "tools", "mountPath": "/tools", "readOnly": true}]
+    });
+    let old = created(json!([app]));
+    let writer = debugger(json!({"volumeMounts": [{"name": "tools", "mountPath": "/w"}]}));
+    let new = with_debugger(&old, writer.clone());
+    let refused = wrap_in(&[], NO_IMAGES, &old, &new).unwrap_err().to_string();
+    assert!(
+        refused.contains("its writable mounts reach another container's PATH")
+            && refused.contains("PATH has /tools"),
+        "{refused}"
+    );
+    // The validating webhook, given the writer wrapped exactly as landgate
+    // wraps it (its policy does not depend on `app`: wrapped beside an
+    // `app` without the PATH, in a pod with the same settings and volumes).
+    let plain_app = json!({"name": "app", "image": "busybox:1.36", "command": ["httpd", "-f"]});
+    let free = created(json!([plain_app]));
+    let (_, shaped) = wrap(&free, &with_debugger(&free, writer));
+    let mut as_wrapped = new.clone();
+    as_wrapped.spec.as_mut().unwrap().ephemeral_containers =
+        shaped.spec.unwrap().ephemeral_containers;
+    let refused = check_in(&[], &old, &as_wrapped).unwrap_err().to_string();
+    assert!(refused.contains("PATH has /tools"), "{refused}");
+
+    // B2: the earlier debug container writes the volume; a later one puts
+    // it on its own PATH.
+    let old = free;
+    let first = debugger(json!({"volumeMounts": [{"name": "tools", "mountPath": "/w"}]}));
+    let (_, one) = wrap(&old, &with_debugger(&old, first));
+    let mut second = debugger(json!({
+        "env": [{"name": "PATH", "value": "/tools:/usr/bin:/bin"}],
+        "volumeMounts": [{"name": "tools", "mountPath": "/tools", "readOnly": true}]
+    }));
+    second["name"] = json!("debugger-2");
+    let refused = wrap_in(&[], NO_IMAGES, &one, &with_debugger(&one, second))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("PATH has /tools"), "{refused}");
 }
 
 #[test]

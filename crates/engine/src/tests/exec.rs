@@ -54,14 +54,7 @@ fn exec_in(
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    decide_exec(
-        &Settings::default(),
-        pod,
-        "shop",
-        &namespace,
-        container,
-        Connect::Exec(command),
-    )
+    decide_exec(pod, "shop", &namespace, container, Connect::Exec(command))
 }
 
 fn launched(command: &[String]) -> Vec<String> {
@@ -147,14 +140,7 @@ fn deny_refuses_exec_and_attach_naming_where_it_came_from() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let attach = decide_exec(
-            &Settings::default(),
-            &annotations,
-            "shop",
-            &ns,
-            Some("app"),
-            Connect::Attach,
-        );
+        let attach = decide_exec(&annotations, "shop", &ns, Some("app"), Connect::Attach);
         assert!(matches!(attach, ExecDecision::Refuse(_)), "{attach:?}");
     }
 }
@@ -188,7 +174,6 @@ fn a_pods_own_allow_is_still_sandboxed() {
 #[test]
 fn attach_to_a_wrapped_container_is_admitted() {
     let decision = decide_exec(
-        &Settings::default(),
         &wrapped_pod(&[]),
         "shop",
         &BTreeMap::new(),
@@ -211,7 +196,6 @@ fn an_unwrapped_container_of_a_wrapped_pod_is_refused() {
     assert!(message.contains("\"debugger-x1\""), "{message}");
     assert!(message.contains("app, side"), "{message}");
     let attach = decide_exec(
-        &Settings::default(),
         &annotations,
         "shop",
         &BTreeMap::new(),

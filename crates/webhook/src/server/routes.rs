@@ -174,7 +174,7 @@ async fn answer_review(
                         .into(),
                 ),
             };
-            Ok(parsed.answer_connect(&state.settings, &*lookup, &pod))
+            Ok(parsed.answer_connect(&*lookup, &pod))
         }
         Ok(parsed) => {
             let excluded = |namespace: &str| {
