@@ -393,14 +393,15 @@ pub fn carries_wrapping(container: &EphemeralContainer) -> bool {
         && matches!(policies.as_slice(), [one] if one.value.is_some() && one.value_from.is_none())
 }
 
-/// The images of the ephemeral containers `new` adds without a command:
-/// what the mutating webhook looks up before [`Ephemeral::wrap`].
+/// The images of the ephemeral containers `new` adds: what the mutating
+/// webhook looks up before [`Ephemeral::wrap`], as it does for a pod's own
+/// containers (an entrypoint where a container sets no command; PATH,
+/// working directory and digest pin for every one).
 pub fn images_to_resolve(old: &Pod, new: &Pod) -> Vec<String> {
     let mut images: Vec<String> = Vec::new();
     let added = new.spec.iter().flat_map(|spec| added(old, spec));
     for (_, c) in added {
-        if c.command.as_ref().is_none_or(Vec::is_empty)
-            && let Some(image) = c.image.as_deref().filter(|i| !i.is_empty())
+        if let Some(image) = c.image.as_deref().filter(|i| !i.is_empty())
             && !images.iter().any(|seen| seen == image)
         {
             images.push(image.to_owned());

@@ -150,8 +150,8 @@ impl Parsed {
     }
 
     /// The pod `kubectl debug` adds ephemeral containers to, its namespace,
-    /// and the images of those it adds without a command: what the
-    /// mutating webhook looks up before [`Parsed::answer`].
+    /// and the images of those it adds: what the mutating webhook looks up
+    /// before [`Parsed::answer`].
     pub fn debugged_pod(&self) -> Option<(&Pod, &str, Vec<String>)> {
         let Request::Typed(request) = &self.0 else {
             return None;
