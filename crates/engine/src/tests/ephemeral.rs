@@ -421,6 +421,18 @@ fn without_a_command_the_image_is_looked_up_or_the_container_refused() {
     );
     // What the mutating webhook wrote from the image verifies without it.
     assert_eq!(check_in(&[], &old, &stored), Ok(()));
+
+    // With a command, the image still gives PATH and the pin.
+    let with_command = with_debugger(&old, debugger(json!({"image": image})));
+    let (_, stored) = wrap_in(&[], &resolved, &old, &with_command).unwrap();
+    let c = ephemeral(&stored, 0);
+    assert_eq!(c["command"], json!(argv::exec(&words(&["sh"]))));
+    assert_eq!(c["image"], format!("{image}@{DIGEST}"));
+    assert_eq!(
+        env_of(&c, "PATH").as_deref(),
+        Some("/landgate/bin:/usr/sbin:/usr/bin:/bin")
+    );
+    assert_eq!(check_in(&[], &old, &stored), Ok(()));
 }
 
 #[test]
