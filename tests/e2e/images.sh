@@ -86,7 +86,19 @@ build_base() {
 
 build_landgate() {
   local start=$SECONDS
-  (cd "$REPO" && cargo build --quiet --release --locked --target "$MUSL" -p landgate-webhook -p landgate-launcher)
+  # Run by the test harness, this inherits what cargo sets for a test
+  # (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...); ring's build script reruns when
+  # CARGO_MANIFEST_DIR changes, and with it everything above it: ten minutes
+  # of release build on each switch between the harness and a shell. So the
+  # build sees none of them.
+  local name unset=()
+  for name in $(compgen -e); do
+    case "$name" in
+      CARGO_HOME) ;;
+      CARGO* | RUSTC* | RUSTDOC* | __CARGO*) unset+=(-u "$name") ;;
+    esac
+  done
+  (cd "$REPO" && env "${unset[@]}" cargo build --quiet --release --locked --target "$MUSL" -p landgate-webhook -p landgate-launcher)
   log "cargo build --release --target $MUSL in $((SECONDS - start))s"
   local bin
   for bin in landgate landgate-webhook; do
@@ -115,7 +127,9 @@ build_busybox() {
 build_golisten() {
   local ctx
   ctx=$(context golisten)
-  (cd "$HERE/images/golisten" && CGO_ENABLED=0 GOFLAGS=-trimpath GO111MODULE=off go build -ldflags "-s -w -buildid=" -o "$ctx/golisten" main.go)
+  # In its own module (go.mod says go 1.24): outside a module Go applies the
+  # GODEBUG defaults of Go 1.20, and MPTCP listeners would be off.
+  (cd "$HERE/images/golisten" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$ctx/golisten" .)
   touch -d @0 "$ctx/golisten"
   bud landgate-e2e/golisten "$ctx" -f "$ctx/Containerfile"
 }
