@@ -413,6 +413,19 @@ fn sandboxed_pod_binds_only_its_declared_port_and_writes_only_its_volumes() {
             body.contains("hello-from-landgate"),
             "8080 answered {body:?}"
         );
+        // And from another pod, across the node's bridge.
+        let (code, stdout, stderr) = env
+            .exec(
+                "node-control",
+                "probe",
+                "app",
+                &["wget", "-qO-", &format!("http://{ip}:8080/index.html")],
+            )
+            .await?;
+        ensure!(
+            code == 0 && stdout.contains("hello-from-landgate"),
+            "the sandboxed pod's 8080 did not answer another pod (exit {code}): {stdout}{stderr}"
+        );
 
         let sandboxed_pod = sandboxed.get("probe").await?;
         env.delete_leaving_nothing(&[(&sandboxed, &sandboxed_pod), (&control, &pod)], &before)
