@@ -410,8 +410,8 @@ kubelet_up() {
   cat >"$k/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-# This machine has cgroup v1, which Kubernetes >= 1.35 refuses by default and
-# 1.34 still runs when told so.
+# This machine has cgroup v1: 1.34 runs on it by default; written out
+# because later releases refuse cgroup v1 unless told otherwise.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 # Our pods' cgroups under a root of their own, removed on down.
