@@ -262,10 +262,6 @@ images_up() {
 containerd_up() {
   local dir="$1" c="$dir/node/containerd"
   mkdir -p "$c/root" "$c/state" "$c/runc" "$dir/node/cni/net.d" "$dir/node/cni/ipam"
-  # containerd 1.6 keeps its shims' sockets and fifos in /run/containerd
-  # whatever its config says: remember what was there, remove only ours.
-  find /run/containerd -mindepth 1 2>/dev/null | sort >"$dir/node/run-containerd.before" || true
-  [ -d /run/containerd ] || echo "absent" >"$dir/node/run-containerd.absent"
   cat >"$c/config.toml" <<EOF
 version = 2
 root = "$c/root"
@@ -399,14 +395,6 @@ kubelet_up() {
   mkdir -p "$k/root" "$k/volume-plugins" "$dir/node/logs"
   kubelet_pki "$dir"
   cgroups_up
-  # What the kubelet writes outside its root dir, to remove on down only if
-  # it was not there before.
-  local p
-  : >"$dir/node/host.before"
-  for p in /var/lib/kubelet /var/lib/kubelet/device-plugins /var/log/containers /var/lib/cni; do
-    [ -e "$p" ] && echo "$p" >>"$dir/node/host.before"
-  done
-  for p in "${SYSCTLS[@]}"; do echo "$p=$(sysctl -n "$p")"; done >"$dir/node/sysctl.before"
   cat >"$k/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -542,6 +530,16 @@ cmd_up() {
   KUBECTL="$LANDGATE_KUBECTL"
   CGROUP_ROOT="$NODE_NETNS"
   echo "$CGROUP_ROOT" >"$dir/node/cgroup-root"
+  # Before containerd and the kubelet: the directories they make outside
+  # DIR (down removes one only if it was not there and is empty) and the
+  # host sysctls the kubelet sets.
+  local p
+  : >"$dir/node/host.before"
+  for p in /run/containerd /run/containerd/s /run/containerd/fifo /var/lib/cni /var/lib/cni/results \
+    /var/log/containers /var/lib/kubelet /var/lib/kubelet/device-plugins; do
+    if [ -e "$p" ]; then echo "$p" >>"$dir/node/host.before"; fi
+  done
+  for p in "${SYSCTLS[@]}"; do echo "$p=$(sysctl -n "$p")"; done >"$dir/node/sysctl.before"
   local start=$SECONDS step=$SECONDS
 
   registry_up "$dir"
@@ -659,40 +657,47 @@ cmd_down() {
     done <"$dir/node/sysctl.before"
   fi
 
-  # What the kubelet, containerd and libcni left outside DIR.
-  if [ -f "$dir/node/host.before" ]; then
-    grep -qx /var/log/containers "$dir/node/host.before" || rm -rf /var/log/containers
-    if [ -d /var/log/containers ]; then
-      for p in /var/log/containers/*; do
-        [ -L "$p" ] && case "$(readlink "$p")" in "$dir"/*) rm -f "$p" ;; esac
-      done
-    fi
-    grep -qx /var/lib/kubelet "$dir/node/host.before" || rm -rf /var/lib/kubelet
-    grep -qx /var/lib/kubelet/device-plugins "$dir/node/host.before" || rm -rf /var/lib/kubelet/device-plugins
-  fi
+  # What the kubelet, containerd and libcni left outside DIR: only what is
+  # ours by name, and a directory only once empty, so that another node on
+  # this machine (another suite, a `cluster-up --node`) keeps its own.
+  local c="$dir/node/containerd" id
+  # containerd 1.6 puts each shim's socket in /run/containerd/s whatever its
+  # config says, named sha256(<grpc address>/<namespace>/<sandbox id>).
+  for id in "$c"/state/io.containerd.runtime.v2.task/k8s.io/*; do
+    [ -e "$id" ] || continue
+    local hash
+    hash=$(printf '%s' "$c/containerd.sock/k8s.io/${id##*/}" | sha256sum | cut -d' ' -f1)
+    rm -f "/run/containerd/s/$hash" "/run/containerd/s/$hash.debug"
+  done
+  # libcni's cache of our pods' networks (ours, and containerd's
+  # cni-loopback), named after the network and the sandboxes.
   if [ -f "$dir/node/net.env" ]; then
     # shellcheck disable=SC1091
     source "$dir/node/net.env"
-    # libcni's cache of our pods' networks (ours and containerd's
-    # cni-loopback), named after the sandboxes.
-    if [ -f "$dir/node/host.before" ] && ! grep -qx /var/lib/cni "$dir/node/host.before"; then
-      rm -rf /var/lib/cni
-    else
-      rm -f /var/lib/cni/results/"$NODE_NETNS"-* 2>/dev/null || true
-      local sandbox
-      for sandbox in "$dir"/node/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*; do
-        if [ -e "$sandbox" ]; then rm -f /var/lib/cni/results/*-"${sandbox##*/}"-*; fi
-      done
-    fi
-    ip netns del "$NODE_NETNS" 2>/dev/null || true
+    rm -f /var/lib/cni/results/"$NODE_NETNS"-* 2>/dev/null || true
   fi
-  if [ -f "$dir/node/run-containerd.before" ]; then
-    if [ -f "$dir/node/run-containerd.absent" ]; then
-      rm -rf /run/containerd
-    else
-      find /run/containerd -mindepth 1 2>/dev/null | sort | comm -13 "$dir/node/run-containerd.before" - \
-        | sort -r | while IFS= read -r p; do rm -rf "$p"; done
-    fi
+  for id in "$c"/root/io.containerd.grpc.v1.cri/sandboxes/*; do
+    [ -e "$id" ] || continue
+    rm -f /var/lib/cni/results/*-"${id##*/}"-* 2>/dev/null || true
+  done
+  if [ -d /var/log/containers ]; then
+    for p in /var/log/containers/*; do
+      if [ -L "$p" ]; then case "$(readlink "$p")" in "$dir"/*) rm -f "$p" ;; esac; fi
+    done
+  fi
+  # The kubelet's device-plugin socket and checkpoint have fixed names; they
+  # are ours unless another kubelet runs.
+  if ! pgrep -f "^$BIN/kubelet-" >/dev/null; then
+    rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
+  fi
+  if [ -f "$dir/node/host.before" ]; then
+    for p in /run/containerd/s /run/containerd/fifo /run/containerd /var/lib/cni/results /var/lib/cni \
+      /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet; do
+      grep -qx "$p" "$dir/node/host.before" || rmdir "$p" 2>/dev/null || true
+    done
+  fi
+  if [ -f "$dir/node/net.env" ]; then
+    ip netns del "$NODE_NETNS" 2>/dev/null || true
   fi
   log "node stopped"
 }
