@@ -686,14 +686,18 @@ cmd_down() {
     done
   fi
   # The kubelet's device-plugin socket and checkpoint have fixed names; they
-  # are ours unless another kubelet runs.
-  if ! pgrep -f "^$BIN/kubelet-" >/dev/null; then
+  # are ours unless another node's kubelet runs. Empty directories go when
+  # they were not there before, or when no other node runs (so that two
+  # overlapping nodes leave nothing either, whichever stops last).
+  local others=0
+  pgrep -f "^$BIN/kubelet-" >/dev/null && others=1
+  if [ $others = 0 ]; then
     rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
   fi
   if [ -f "$dir/node/host.before" ]; then
     for p in /run/containerd/s /run/containerd/fifo /run/containerd /var/lib/cni/results /var/lib/cni \
       /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet; do
-      grep -qx "$p" "$dir/node/host.before" || rmdir "$p" 2>/dev/null || true
+      if [ $others = 0 ] || ! grep -qx "$p" "$dir/node/host.before"; then rmdir "$p" 2>/dev/null || true; fi
     done
   fi
   if [ -f "$dir/node/net.env" ]; then
