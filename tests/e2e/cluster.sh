@@ -305,10 +305,12 @@ EOF
   if [ $node = 1 ]; then bash "$HERE/node.sh" up "$dir"; fi
 
   if [ -n "$owner" ]; then
-    # Reaper: outlives this script, ignores the terminal's ^C (it must run
-    # after the owner is gone), tears down when the owner exits.
+    # Reaper: outlives this script, ignores the terminal's ^C and a TERM to
+    # the whole process group (`timeout` sends one; it must run after the
+    # owner is gone, and a node left running holds mounts, cgroups and a
+    # network namespace), tears down when the owner exits.
     (
-      trap '' INT HUP
+      trap '' INT HUP TERM
       tail --pid="$owner" -f /dev/null
       LANDGATE_CLUSTER_DIR="$dir" "$HERE/cluster.sh" down
     ) </dev/null >>"$dir/logs/reaper.log" 2>&1 &

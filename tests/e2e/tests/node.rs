@@ -59,7 +59,7 @@ fn env() -> &'static Env {
 async fn set_up() -> anyhow::Result<Env> {
     landgate_e2e::install_crypto_provider();
     ensure!(
-        nix_is_root(),
+        is_root(),
         "the node tests need root (network namespace, kubelet, containerd): run them as root"
     );
     let node = NodeCluster::up().await?;
@@ -87,7 +87,7 @@ async fn set_up() -> anyhow::Result<Env> {
     Ok(Env { node, client, http })
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
