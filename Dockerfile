@@ -78,7 +78,7 @@ RUN --mount=type=cache,id=landgate-cargo-registry,target=/usr/local/cargo/regist
  && /out/landgate-webhook --version
 
 # === prebuilt ===
-# Host-built binaries; the node script checks they are static before building.
+# Host-built binaries; tests/e2e/images.sh checks they are static first.
 FROM scratch AS prebuilt
 COPY target/x86_64-unknown-linux-musl/release/landgate-webhook \
      target/x86_64-unknown-linux-musl/release/landgate /out/
