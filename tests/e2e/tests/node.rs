@@ -296,8 +296,11 @@ fn has_init(pod: &Pod) -> bool {
 /// What the busybox probe prints: a write to its emptyDir, a write outside
 /// the writable paths, a bind to an undeclared port (nc is killed by
 /// `timeout` when the bind succeeds: exit 143), then it serves /data on the
-/// declared port.
+/// declared port. All on stderr, like the launcher's line: containerd
+/// timestamps each stream as it reads it, so a stdout line written just
+/// after the launcher's stderr line can come first in the log (seen here).
 const PROBE_SCRIPT: &str = r#"
+exec 1>&2
 echo hello-from-landgate >/data/index.html && echo "write /data: ok"
 echo x >/etc/landgate-probe && echo "write /etc: ok"
 timeout 1 nc -l -p 9090; echo "bind 9090: exit $?"

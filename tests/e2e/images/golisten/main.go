@@ -1,6 +1,8 @@
 // golisten binds each port given on the command line (a Go listener: MPTCP
 // by default since Go 1.24), prints one line per port, tries io_uring_setup,
-// then serves "golisten\n" over HTTP on the ports it got and waits.
+// then serves "golisten\n" over HTTP on the ports it got and waits. Its lines
+// go to stderr, the launcher's stream, so that the log keeps their order
+// (containerd timestamps stdout and stderr separately as it reads them).
 //
 //	listen :8080 ok mptcp=true
 //	listen :9090 error: listen tcp :9090: bind: permission denied (errno 13)
@@ -24,14 +26,13 @@ func main() {
 		var lc net.ListenConfig
 		l, err := lc.Listen(context.Background(), "tcp", ":"+port)
 		if err != nil {
-			fmt.Printf("listen :%s error: %v%s\n", port, err, errno(err))
+			fmt.Fprintf(os.Stderr, "listen :%s error: %v%s\n", port, err, errno(err))
 			continue
 		}
-		fmt.Printf("listen :%s ok mptcp=%v\n", port, lc.MultipathTCP())
+		fmt.Fprintf(os.Stderr, "listen :%s ok mptcp=%v\n", port, lc.MultipathTCP())
 		listeners = append(listeners, l)
 	}
 	ioURing()
-	os.Stdout.Sync()
 	if len(listeners) == 0 {
 		select {}
 	}
@@ -51,11 +52,11 @@ func ioURing() {
 	const sysIoUringSetup = 425
 	fd, _, e := syscall.Syscall(sysIoUringSetup, 4, uintptr(unsafe.Pointer(&params[0])), 0)
 	if e != 0 {
-		fmt.Printf("io_uring_setup error: %v (errno %d)\n", e, int(e))
+		fmt.Fprintf(os.Stderr, "io_uring_setup error: %v (errno %d)\n", e, int(e))
 		return
 	}
 	syscall.Close(int(fd))
-	fmt.Println("io_uring_setup ok")
+	fmt.Fprintln(os.Stderr, "io_uring_setup ok")
 }
 
 func errno(err error) string {
