@@ -49,6 +49,10 @@ rustup target list --installed 2>/dev/null | grep -q "$MUSL" || die "the Rust ta
 
 STORE_FLAGS=(--root "$STORE/root" --runroot "$STORE/run" --storage-driver vfs)
 mkdir -p "$STORE/root" "$STORE/run" "$STORE/context"
+# One build at a time in the store (two suites on one machine), so that the
+# clean-up at the end never removes another run's working containers.
+exec 9>"$STORE/lock"
+flock 9
 
 # --isolation chroot: no user namespace or runc needed for RUN steps;
 # --pull=never: every FROM is scratch or an image built here.
@@ -150,4 +154,9 @@ for name in "$@"; do
     *) die "unknown image $name (base, landgate, busybox, golisten, pause)" ;;
   esac
 done
-log "images ready in $((SECONDS - start))s (store: $STORE)"
+# buildah 1.28 leaves the working container of the Dockerfile's
+# instruction-less `binaries` stage behind after every build, and untagged
+# images of earlier builds pile up: vfs keeps a whole copy of each layer.
+buildah "${STORE_FLAGS[@]}" rm --all >/dev/null
+buildah "${STORE_FLAGS[@]}" rmi --prune >/dev/null
+log "images ready in $((SECONDS - start))s (store: $STORE, $(du -sh "$STORE/root" | cut -f1))"
