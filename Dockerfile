@@ -12,9 +12,29 @@
 # static (CA certificates, /etc/passwd, /tmp; no shell); the launcher image is
 # just the `landgate` binary, which the injected landgate-init container runs
 # as `/usr/local/bin/landgate install /landgate ...` to copy it into the pod.
+#
+# Two build arguments exist for machines that cannot pull rust:* or
+# gcr.io/distroless (the test node, tests/e2e/node.sh, builds offline with
+# buildah); the defaults are the release build:
+#
+#   BINARIES=build      compile in the image (the `build` stage below)
+#   BINARIES=prebuilt   take target/x86_64-unknown-linux-musl/release/
+#                       {landgate,landgate-webhook} from the build context,
+#                       made beforehand by `just build` (the same cargo
+#                       command as the `build` stage); .dockerignore lets
+#                       exactly those two files through
+#   WEBHOOK_BASE        the webhook's runtime base: distroless static, or any
+#                       image with the same contents (CA bundle, /etc/passwd
+#                       with nonroot 65532, /tmp), e.g. the one
+#                       tests/e2e/images/base makes from Debian's files
+#
+# Either way the launcher and webhook stages below are the ones built: only
+# where /out comes from and what lies under the webhook changes.
 
 # Keep equal to the channel in rust-toolchain.toml.
 ARG RUST_VERSION=1.95.0
+ARG BINARIES=build
+ARG WEBHOOK_BASE=gcr.io/distroless/static-debian12:nonroot
 
 # === build ===
 FROM rust:${RUST_VERSION}-bookworm AS build
@@ -57,6 +77,17 @@ RUN --mount=type=cache,id=landgate-cargo-registry,target=/usr/local/cargo/regist
     done \
  && /out/landgate-webhook --version
 
+# === prebuilt ===
+# Host-built binaries; tests/e2e/images.sh checks they are static first.
+FROM scratch AS prebuilt
+COPY target/x86_64-unknown-linux-musl/release/landgate-webhook \
+     target/x86_64-unknown-linux-musl/release/landgate /out/
+
+# === binaries ===
+# The stage named by BINARIES; BuildKit and buildah skip the other one.
+# hadolint ignore=DL3006
+FROM ${BINARIES} AS binaries
+
 # === launcher ===
 FROM scratch AS launcher
 LABEL org.opencontainers.image.title="landgate-launcher" \
@@ -64,18 +95,18 @@ LABEL org.opencontainers.image.title="landgate-launcher" \
       org.opencontainers.image.source="https://github.com/landgate-dev/landgate" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Not at /landgate: the init container mounts the shared emptyDir there.
-COPY --from=build --chmod=0555 /out/landgate /usr/local/bin/landgate
+COPY --from=binaries --chmod=0555 /out/landgate /usr/local/bin/landgate
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/landgate"]
 
 # The last stage, so a plain `docker build .` also gives the webhook.
 # === webhook ===
-FROM gcr.io/distroless/static-debian12:nonroot AS webhook
+FROM ${WEBHOOK_BASE} AS webhook
 LABEL org.opencontainers.image.title="landgate-webhook" \
       org.opencontainers.image.description="Mutating admission webhook that sandboxes pods with Linux Landlock" \
       org.opencontainers.image.source="https://github.com/landgate-dev/landgate" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/landgate-webhook /usr/local/bin/landgate-webhook
+COPY --from=binaries /out/landgate-webhook /usr/local/bin/landgate-webhook
 # Numeric, so that the kubelet can check runAsNonRoot against the image.
 USER 65532:65532
 # 8443: HTTPS admission reviews; 8080: /healthz, /readyz, /metrics.

@@ -29,8 +29,8 @@ dev port="8443" admin="8080":
     echo "landgate is serving https://localhost:{{port}}/mutate and /preview (metrics: http://127.0.0.1:{{admin}}/metrics). Ctrl-C stops it."
     wait $pid
 
-# The whole suite: formatting, lints, dependency policy, unit and integration tests, then the end-to-end suite.
-test: lint deny unit e2e
+# The whole suite: formatting, lints, dependency policy, unit and integration tests, the end-to-end suite, then the real node.
+test: lint deny unit e2e e2e-node
 
 # Formatting and clippy, warnings as errors.
 lint:
@@ -58,11 +58,18 @@ unit:
 # End-to-end: build (once, cached) and start a real kube-apiserver, register the webhook, run the scenarios.
 e2e:
     bash tests/e2e/build-control-plane.sh >/dev/null
-    cargo test -p landgate-e2e -- --test-threads=1
+    cargo test -p landgate-e2e --test e2e -- --test-threads=1
 
-# Start / stop a local control plane (etcd, kube-apiserver, kube-controller-manager) for manual use.
-cluster-up:
-    bash tests/e2e/cluster.sh up
+# On a real node (root): kubelet, containerd, images built from the Dockerfile with buildah, landgate installed from manifests/; pods run sandboxed.
+e2e-node:
+    bash tests/e2e/build-control-plane.sh --node >/dev/null
+    bash tests/e2e/images.sh
+    cargo test -p landgate-e2e --test node -- --test-threads=1
+
+# Start / stop a local control plane (etcd, kube-apiserver, kube-controller-manager) for manual use; `--node` adds a real node with landgate installed (root).
+cluster-up *args:
+    if [[ " {{args}} " == *" --node "* ]]; then bash tests/e2e/build-control-plane.sh --node >/dev/null; fi
+    bash tests/e2e/cluster.sh up {{args}}
 
 cluster-down:
     bash tests/e2e/cluster.sh down

@@ -38,6 +38,16 @@ command -v ss >/dev/null || need_apt+=(iproute2)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+# The real node (tests/e2e/node.sh, `just e2e-node`): containerd 1.6 and runc
+# run the pods, the CNI bridge and host-local plugins give them addresses,
+# iptables routes pods to the API server, buildah builds the Dockerfile
+# without a Docker engine, busybox-static is the workloads' shell.
+command -v containerd >/dev/null || need_apt+=(containerd)
+command -v runc >/dev/null || need_apt+=(runc)
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+command -v iptables >/dev/null || need_apt+=(iptables)
+command -v buildah >/dev/null || need_apt+=(buildah)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

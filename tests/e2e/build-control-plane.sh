@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and etcd from their Go modules
-# and caches them by version under ~/.cache/landgate/bin/<component>-<version>.
+# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from their
+# Go modules and caches them by version under
+# ~/.cache/landgate/bin/<component>-<version>. With --node it also builds what
+# the real node needs (tests/e2e/node.sh): the kubelet and kube-scheduler.
+#
+#   build-control-plane.sh [--node]
 #
 # Why a throw-away module: `go install k8s.io/kubernetes/cmd/...@vX` refuses a
 # module whose go.mod has replace directives, and k8s.io/kubernetes replaces
@@ -15,6 +19,12 @@ ETCD_VERSION="${LANDGATE_ETCD_VERSION:-v3.6.16}"
 CACHE="${LANDGATE_CACHE_DIR:-$HOME/.cache/landgate}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
+NODE=0
+case "${1:-}" in
+  --node) NODE=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--node]" >&2; exit 2 ;;
+esac
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
 
@@ -59,14 +69,21 @@ GO
 # kubectl is built from the same release so that the e2e tests never depend on
 # whichever kubectl (if any) the machine happens to have, nor on its skew.
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kubectl)
+# The node's components come from the same release. They live in a module of
+# their own so that building them never rewrites (and re-tidies) the control
+# plane's go.mod, and two runs building different sets cannot race on it.
+K8S_NODE_COMPONENTS=(kubelet kube-scheduler)
 
+# build_kubernetes MODULE_DIR_NAME COMPONENT...
 build_kubernetes() {
-  local want=()
-  for c in "${K8S_COMPONENTS[@]}"; do
+  local name="$1"
+  shift
+  local components=("$@") want=()
+  for c in "${components[@]}"; do
     [ -x "$BIN/$c-$K8S_VERSION" ] || want+=("$c")
   done
   [ ${#want[@]} -eq 0 ] && return 0
-  local mod="$CACHE/build/kubernetes-$K8S_VERSION"
+  local mod="$CACHE/build/$name-$K8S_VERSION"
   mkdir -p "$mod"
   log "building ${want[*]} $K8S_VERSION (first run only; ~5-30 min on 2 cores, depending on the Go caches)"
   local start=$SECONDS
@@ -76,12 +93,12 @@ build_kubernetes() {
     local tools
     tools=$(
       printf '//go:build tools\n\npackage tools\n\nimport (\n'
-      for c in "${K8S_COMPONENTS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+      for c in "${components[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
       printf ')\n'
     )
     if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes $K8S_VERSION" go.mod; then
       rm -f go.mod go.sum tools.go
-      go mod init landgate.dev/build-kubernetes >/dev/null 2>&1
+      go mod init "landgate.dev/build-$name" >/dev/null 2>&1
       # The staging modules k8s.io/kubernetes replaces with local paths:
       # read them from its own go.mod so a new release needs no edit here.
       local upstream
@@ -97,9 +114,15 @@ build_kubernetes() {
       printf '%s\n' "$tools" > tools.go
       go mod tidy
     fi
+    # Without the version stamps every binary says v0.0.0-master: the kubelet
+    # would register a node of that version, and skew checks read it.
+    local minor="${K8S_VERSION#v1.}"
+    minor="${minor%%.*}"
+    local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION"
+    ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
     for c in "${want[@]}"; do
       local one=$SECONDS
-      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/$c-$K8S_VERSION.tmp" "k8s.io/kubernetes/cmd/$c"
+      CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN/$c-$K8S_VERSION.tmp" "k8s.io/kubernetes/cmd/$c"
       mv "$BIN/$c-$K8S_VERSION.tmp" "$BIN/$c-$K8S_VERSION"
       log "$c built in $((SECONDS - one))s"
     done
@@ -108,5 +131,6 @@ build_kubernetes() {
 }
 
 build_etcd
-build_kubernetes
+build_kubernetes kubernetes "${K8S_COMPONENTS[@]}"
+if [ "$NODE" = 1 ]; then build_kubernetes kubernetes-node "${K8S_NODE_COMPONENTS[@]}"; fi
 echo "$BIN"

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # A throw-away Kubernetes control plane on loopback: etcd, kube-apiserver and
 # kube-controller-manager (no scheduler, no kubelet: pods stay Pending, which
-# is all an admission webhook needs).
+# is all an admission webhook needs). With --node, also a real node
+# (node.sh): kubelet, containerd, kube-scheduler, a local registry with
+# images built from the project's Dockerfile, and landgate installed from
+# manifests/; the API server then listens on the host end of the node's veth
+# instead of 127.0.0.1.
 #
-#   cluster.sh up     start it; prints the state directory and how to use it
+#   cluster.sh up [--node]
+#                     start it; prints the state directory and how to use it
 #   cluster.sh down   stop every process it started (by PID) and, unless a
 #                     test failed, remove the state directory
 #   cluster.sh env    print `export KUBECONFIG=...` lines for a running one
@@ -69,7 +74,7 @@ free_port() {
 # === pki ===
 
 gen_pki() {
-  local pki="$1"
+  local pki="$1" extra_sans="$2"
   mkdir -p "$pki"
   (
     cd "$pki"
@@ -80,7 +85,7 @@ gen_pki() {
       -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     openssl req -x509 "${ec[@]}" -CA ca.crt -CAkey ca.key -keyout apiserver.key -out apiserver.crt -days 7 \
       -subj "/CN=kube-apiserver" \
-      -addext "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
+      -addext "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local$extra_sans" \
       -addext "extendedKeyUsage=serverAuth" -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
     # O=system:masters: bound to cluster-admin by the default RBAC policy.
     openssl req -x509 "${ec[@]}" -CA ca.crt -CAkey ca.key -keyout admin.key -out admin.crt -days 7 \
@@ -146,6 +151,9 @@ ours() {
 
 stop_all() {
   local dir="$1" f name pid pids=() order=()
+  # The node first: its pods, mounts and cgroups go while the API server is
+  # still there for the kubelet to talk to.
+  if [ -d "$dir/node" ]; then bash "$HERE/node.sh" down "$dir" || log "node.sh down failed; see above"; fi
   [ -d "$dir/pids" ] || return 0
   # Reverse start order: the tests' own processes first, etcd last.
   for f in "$dir"/pids/*; do
@@ -196,6 +204,12 @@ on_up_exit() {
 }
 
 cmd_up() {
+  local node=0
+  case "${1:-}" in
+    --node) node=1 ;;
+    "") ;;
+    *) die "usage: $0 up [--node]" ;;
+  esac
   require_tools
   local dir="${LANDGATE_CLUSTER_DIR:-}"
   if [ -z "$dir" ]; then
@@ -214,12 +228,32 @@ cmd_up() {
   trap on_up_exit EXIT
 
   local start_time=$SECONDS
-  gen_pki "$dir/pki"
+  # With a node the API server listens where the node can reach it: the
+  # host end of the node's veth (node.sh net), not loopback.
+  local bind=127.0.0.1 extra_sans="" node_flags=() node_controllers=""
+  if [ $node = 1 ]; then
+    bash "$HERE/node.sh" net "$dir"
+    bind=$(sed -n 's/^NODE_HOST_IP=//p' "$dir/node/net.env")
+    extra_sans=",IP:$bind"
+    # The kubelet's address is the node's InternalIP (its hostname resolves
+    # nowhere); webhooks are called at their endpoints' pod IPs, since no
+    # kube-proxy routes Service addresses on the host; the API server's
+    # client certificate for the kubelet is the admin's (system:masters, so
+    # the kubelet's webhook authorization allows exec and logs).
+    node_flags=(--kubelet-preferred-address-types InternalIP --enable-aggregator-routing=true
+      --kubelet-client-certificate "$dir/pki/admin.crt" --kubelet-client-key "$dir/pki/admin.key")
+    # EndpointSlices for the webhook Service; kube-root-ca.crt, which every
+    # pod's service account token volume needs before it can start; the
+    # node lifecycle controller lifts the not-ready taint the API server's
+    # TaintNodesByCondition puts on a new node, once it is Ready.
+    node_controllers=",endpointslice-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller"
+  fi
+  gen_pki "$dir/pki" "$extra_sans"
   local etcd_port etcd_peer_port api_port
   etcd_port=$(free_port)
   etcd_peer_port=$(free_port)
   api_port=$(free_port)
-  local api_url="https://127.0.0.1:$api_port"
+  local api_url="https://$bind:$api_port"
   write_kubeconfig "$dir" "$api_url"
   local kubectl="$BIN/kubectl-$K8S_VERSION"
 
@@ -235,7 +269,7 @@ cmd_up() {
   # reconciler is off because a loopback address is not a valid endpoint.
   start "$dir" kube-apiserver "$BIN/kube-apiserver-$K8S_VERSION" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$bind" --advertise-address "$bind" --secure-port "$api_port" \
     --endpoint-reconciler-type none \
     --cert-dir "$dir/pki" \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
@@ -245,7 +279,7 @@ cmd_up() {
     --service-account-key-file "$dir/pki/sa.pub" \
     --service-account-signing-key-file "$dir/pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
-    --profiling=false --v=1
+    --profiling=false --v=1 "${node_flags[@]}"
 
   wait_ready "$dir" "$kubectl"
 
@@ -254,7 +288,7 @@ cmd_up() {
   # get ReplicaSets and Pods, deleted namespaces are emptied.
   start "$dir" kube-controller-manager "$BIN/kube-controller-manager-$K8S_VERSION" \
     --kubeconfig "$dir/kubeconfig" \
-    --controllers serviceaccount-controller,deployment-controller,replicaset-controller,namespace-controller \
+    --controllers "serviceaccount-controller,deployment-controller,replicaset-controller,namespace-controller$node_controllers" \
     --service-account-private-key-file "$dir/pki/sa.key" \
     --root-ca-file "$dir/pki/ca.crt" \
     --leader-elect=false --secure-port 0 --v=1
@@ -268,12 +302,15 @@ LANDGATE_CLUSTER_DIR=$dir
 LANDGATE_APISERVER_URL=$api_url
 LANDGATE_ETCD_URL=http://127.0.0.1:$etcd_port
 EOF
+  if [ $node = 1 ]; then bash "$HERE/node.sh" up "$dir"; fi
 
   if [ -n "$owner" ]; then
-    # Reaper: outlives this script, ignores the terminal's ^C (it must run
-    # after the owner is gone), tears down when the owner exits.
+    # Reaper: outlives this script, ignores the terminal's ^C and a TERM to
+    # the whole process group (`timeout` sends one; it must run after the
+    # owner is gone, and a node left running holds mounts, cgroups and a
+    # network namespace), tears down when the owner exits.
     (
-      trap '' INT HUP
+      trap '' INT HUP TERM
       tail --pid="$owner" -f /dev/null
       LANDGATE_CLUSTER_DIR="$dir" "$HERE/cluster.sh" down
     ) </dev/null >>"$dir/logs/reaper.log" 2>&1 &
@@ -321,8 +358,8 @@ cmd_env() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   env) cmd_env ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--node]|down|env" >&2; exit 2 ;;
 esac

@@ -25,12 +25,19 @@ pub struct ControlPlane {
     /// kubectl built from the same Kubernetes release.
     pub kubectl: PathBuf,
     pub apiserver_url: String,
+    /// Everything `cluster.sh up` wrote to `env` (the node adds its own keys).
+    pub env: BTreeMap<String, String>,
 }
 
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager with
     /// `tests/e2e/cluster.sh up` in a new state directory.
     pub async fn up() -> anyhow::Result<Self> {
+        Self::up_with(&[]).await
+    }
+
+    /// `cluster.sh up ARGS...` (`--node` for a real node, see `node.sh`).
+    pub async fn up_with(args: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("landgate-e2e.")
             .tempdir()
@@ -40,6 +47,7 @@ impl ControlPlane {
         let output = tokio::process::Command::new("bash")
             .arg(&script)
             .arg("up")
+            .args(args)
             .env("LANDGATE_CLUSTER_DIR", &dir)
             .env("LANDGATE_E2E_OWNER_PID", std::process::id().to_string())
             .stdin(Stdio::null())
@@ -62,6 +70,10 @@ impl ControlPlane {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        if !args.is_empty() {
+            // The node's start-up is long: show its steps and timings.
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        }
         let env = read_env_file(&dir.join("env"))?;
         let get = |key: &str| {
             env.get(key)
@@ -72,6 +84,7 @@ impl ControlPlane {
             kubeconfig: get("KUBECONFIG")?.into(),
             kubectl: get("LANDGATE_KUBECTL")?.into(),
             apiserver_url: get("LANDGATE_APISERVER_URL")?,
+            env,
             dir,
         })
     }

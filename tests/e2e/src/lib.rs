@@ -10,12 +10,14 @@
 //!   `MutatingWebhookConfiguration`.
 //! - [`appender`]: a second, test-only mutating webhook (reinvocation).
 //! - [`pods`]: the pods the scenarios submit and what "wrapped" means.
+//! - [`node`]: the real node of `cluster.sh up --node`, seen from the host.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
 pub mod appender;
 pub mod cluster;
+pub mod node;
 pub mod pki;
 pub mod pods;
 pub mod registry;

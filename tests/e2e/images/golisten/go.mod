@@ -1,0 +1,3 @@
+module landgate.dev/golisten
+
+go 1.24
