@@ -673,6 +673,60 @@ fn kubectl_exec_probes_and_hooks_run_sandboxed() {
             "kubectl exec could not write the emptyDir (exit {code}): {stdout}{stderr}"
         );
 
+        // kubectl debug: the debug container runs wrapped (its first line
+        // the launcher's), and the kernel refuses it, and an exec into it,
+        // what the pod did not declare (an ephemeral container declares no
+        // port at all).
+        let busybox = env.node.image("busybox");
+        let output = env
+            .node
+            .cluster
+            .kubectl(&[
+                "-n", namespace, "debug", "exec", "--image", &busybox, "-c", "debugger", "--",
+                "sh", "-c",
+                "echo x >/etc/debug; echo \"etc: exit $?\" >&2; nc -l -p 9091; echo \"bind: exit $?\" >&2; trap 'exit 0' TERM; while true; do sleep 1; done",
+            ])
+            .await?;
+        ensure!(
+            output.status.success(),
+            "kubectl debug failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let log = eventually(
+            "the debug container to report its refusals",
+            Duration::from_secs(60),
+            || async {
+                let output = env
+                    .node
+                    .cluster
+                    .kubectl(&["-n", namespace, "logs", "exec", "-c", "debugger"])
+                    .await?;
+                let log = String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr);
+                Ok(log.contains("bind: exit").then_some(log))
+            },
+        )
+        .await?;
+        launcher_first(&log)?;
+        ensure!(
+            log.contains("can't create /etc/debug: Permission denied")
+                && log.contains("etc: exit 1")
+                && log.contains("nc: bind: Permission denied"),
+            "the debug container was not sandboxed: {log}"
+        );
+        let (code, _, stderr) = env
+            .exec(
+                namespace,
+                "exec",
+                "debugger",
+                &["/bin/sh", "-c", "echo x >/etc/exec-debug"],
+            )
+            .await?;
+        ensure!(
+            code != 0 && stderr.contains("can't create /etc/exec-debug: Permission denied"),
+            "kubectl exec into the debug container wrote outside the writable paths (exit {code}): {stderr}"
+        );
+
         env.delete_leaving_nothing(&[(&api, &pod)], &before).await?;
         let prestop = std::fs::read_to_string(report_dir.join("prestop.log"))
             .context("the preStop hook left no report")?;
