@@ -67,8 +67,12 @@ cluster-up:
 cluster-down:
     bash tests/e2e/cluster.sh down
 
-# Benchmarks: the mutation engine (criterion) and the launcher's per-exec overhead.
-bench:
+# Benchmarks side by side (not part of `just test`): landgate's launcher beside the physical floor, rust-landlock's sandboxer, bwrap, landrun and nono; the webhook beside an echo handler over the same TLS. Builds what it measures (peers in ~/.cache/landgate/peers), prints one table, writes bench/results.md. `just bench launcher` or `just bench webhook` runs one half.
+bench *parts:
+    bash bench/run.sh {{parts}}
+
+# The criterion and timing-loop benches of each crate: the engine, the whole review, image resolution, the server under load, the launcher's per-exec overhead.
+bench-criterion:
     cargo bench -p landgate-webhook --bench mutate
     cargo bench -p landgate-webhook --bench review
     cargo bench -p landgate-webhook --bench resolve
