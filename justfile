@@ -97,10 +97,11 @@ soak reviews="10000" idle="1000" rate="500":
 preview file output="yaml":
     cargo run -q -p landgate-webhook -- preview -f {{file}} -o {{output}}
 
-# Static release binaries (musl): the webhook and the launcher.
+# Static release binaries (musl): the webhook, and the launcher from its own profile (`launcher`: size, abort on panic).
 build:
-    cargo build --release --target x86_64-unknown-linux-musl -p landgate-webhook -p landgate-launcher
-    ls -l target/x86_64-unknown-linux-musl/release/landgate target/x86_64-unknown-linux-musl/release/landgate-webhook
+    cargo build --release --target x86_64-unknown-linux-musl -p landgate-webhook
+    cargo build --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher
+    ls -l target/x86_64-unknown-linux-musl/launcher/landgate target/x86_64-unknown-linux-musl/release/landgate-webhook
 
 # Container images (needs a Docker engine): the webhook and the launcher image.
 image tag="0.1.0":

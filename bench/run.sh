@@ -28,7 +28,7 @@ if ((${#need[@]})); then
 fi
 
 echo "bench: building landgate (static musl launcher; webhook with bench-echo; the driver)"
-cargo build -q --release --target x86_64-unknown-linux-musl -p landgate-launcher
+cargo build -q --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher
 cargo build -q --profile release-bench --target x86_64-unknown-linux-musl -p landgate-webhook --features bench-echo
 cargo build -q --release -p landgate-bench
 musl-gcc -static -O2 -o "$out/floor" bench/floor/floor.c
@@ -100,7 +100,7 @@ if [[ ${LANDGATE_BENCH_SKIP_CRITERION:-} != 1 ]]; then
 fi
 
 IFS=,
-LANDGATE_BENCH_LAUNCHER=$target/x86_64-unknown-linux-musl/release/landgate \
+LANDGATE_BENCH_LAUNCHER=$target/x86_64-unknown-linux-musl/launcher/landgate \
 LANDGATE_BENCH_WEBHOOK=$target/x86_64-unknown-linux-musl/release-bench/landgate-webhook \
 LANDGATE_BENCH_FLOOR=$out/floor \
 LANDGATE_BENCH_OPENLOOP=$out/openloop \
