@@ -150,8 +150,11 @@ const AUDIT_ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const AUDIT_ARCH: u32 = 0; // no program: `install` refuses
 
-/// Room for the longest program (every filter: 34 instructions).
-const MAX_LEN: usize = 48;
+/// The longest program (every filter): the architecture check and the
+/// number load (5 with the x32 split), 8 dispatch instructions per ABI, and
+/// the handlers (4 + 4 + 4 + 1). Exact, since the eight programs live in
+/// the binary; a longer one fails the build (const evaluation).
+const MAX_LEN: usize = 34;
 
 /// An assembled program.
 #[derive(Clone, Copy)]
