@@ -129,13 +129,22 @@ fn peer_command(name: &str, bin: &Path, program: &str) -> Command {
             cmd.args(["--best-effort", program]);
         }
         "nono" => {
-            // nono's own grammar: `nono run` with read / read-write grants.
-            cmd.args(["run", "--silent"]);
-            for p in RX {
+            // `nono wrap` execs into the command, as landgate does. nono
+            // refuses grants that contain its own state directory
+            // ($HOME/.local/state/nono): `/` and `/root` become the
+            // top-level system directories, read-only; it also needs its
+            // working directory granted.
+            cmd.args(["wrap", "--silent"]).current_dir("/tmp");
+            for p in [
+                "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt", "/srv",
+            ] {
                 cmd.args(["--read", p]);
             }
-            for p in RW {
+            for p in RW.iter().filter(|p| **p != "/root") {
                 cmd.args(["--allow", p]);
+            }
+            for port in BIND {
+                cmd.args(["--listen-port", &port.to_string()]);
             }
             cmd.args(["--", program]);
         }
@@ -228,7 +237,9 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
             "landrun" => {
                 "`landrun --best-effort` (same paths and bind ports; it also restricts connect)"
             }
-            "nono" => "`nono run` (same paths; no port rules)",
+            "nono" => {
+                "`nono wrap` (same writable paths but `/root`, system directories read-only instead of `/`, same listen ports)"
+            }
             _ => name,
         };
         table.row(

@@ -125,8 +125,7 @@ impl Server {
     }
 }
 
-fn spawn_server(config: &Config, certs: &Path, pin: bool) -> Result<Server> {
-    let port = free_port()?;
+fn spawn_server(config: &Config, certs: &Path, pin: bool, port: u16) -> Result<Server> {
     let admin = free_port()?;
     let mut cmd = if pin {
         let mut c = Command::new("taskset");
@@ -348,14 +347,15 @@ pub fn rows(config: &Config, table: &mut Table) -> Result<()> {
             }
             return Ok(started.elapsed().as_secs_f64() * 1e6);
         }
+        let port = free_port()?;
+        let client = tls_client(&certs, port)?;
         let started = Instant::now();
-        let server = spawn_server(config, &certs, false)?;
-        let client = tls_client(&certs, server.port)?;
+        let server = spawn_server(config, &certs, false, port)?;
         rt.block_on(wait_ready(&client, server.port))?;
         Ok(started.elapsed().as_secs_f64() * 1e6)
     })?;
 
-    let server = spawn_server(config, &certs, true)?;
+    let server = spawn_server(config, &certs, true, free_port()?)?;
     let client = tls_client(&certs, server.port)?;
     rt.block_on(wait_ready(&client, server.port))?;
     // Check the review is answered with a patch before timing it.
