@@ -96,7 +96,11 @@ fi
 criterion=$out/criterion-review.txt
 if [[ ${LANDGATE_BENCH_SKIP_CRITERION:-} != 1 ]]; then
     echo "bench: criterion review bench (10 containers)"
-    cargo bench -q -p landgate-webhook --bench review -- --noplot 'review/(landgate|serde_typed_pod)/10$' >"$criterion" 2>>"$log"
+    # Thin LTO: the release profile's fat LTO takes tens of minutes on two
+    # shared cores, and both sides of this ratio are built alike.
+    cargo bench -q -p landgate-webhook --bench review \
+        --config 'profile.bench.lto="thin"' --config 'profile.bench.codegen-units=16' \
+        -- --noplot 'review/(landgate|serde_typed_pod)/10$' >"$criterion" 2>>"$log"
 fi
 
 IFS=,
