@@ -64,11 +64,11 @@ COPY . .
 RUN --mount=type=cache,id=landgate-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=landgate-cargo-git,target=/usr/local/cargo/git/db \
     --mount=type=cache,id=landgate-target,target=/src/target,sharing=locked \
-    cargo build --release --locked --target x86_64-unknown-linux-musl \
-        -p landgate-webhook -p landgate-launcher \
+    cargo build --release --locked --target x86_64-unknown-linux-musl -p landgate-webhook \
+ && cargo build --profile launcher --locked --target x86_64-unknown-linux-musl -p landgate-launcher \
  && mkdir -p /out \
  && cp target/x86_64-unknown-linux-musl/release/landgate-webhook \
-       target/x86_64-unknown-linux-musl/release/landgate /out/ \
+       target/x86_64-unknown-linux-musl/launcher/landgate /out/ \
  && for bin in /out/landgate-webhook /out/landgate; do \
         readelf -lW "$bin" >/tmp/phdrs || exit 1; \
         if grep -q 'program interpreter' /tmp/phdrs; then \

@@ -74,8 +74,12 @@ cluster-up *args:
 cluster-down:
     bash tests/e2e/cluster.sh down
 
-# Benchmarks: the mutation engine (criterion) and the launcher's per-exec overhead.
-bench:
+# Benchmarks side by side (not part of `just test`): landgate's launcher beside the physical floor, rust-landlock's sandboxer, bwrap, landrun and nono; the webhook beside an echo handler over the same TLS. Builds what it measures (peers in ~/.cache/landgate/peers), prints one table, writes bench/results.md. `just bench launcher` or `just bench webhook` runs one half.
+bench *parts:
+    bash bench/run.sh {{parts}}
+
+# The criterion and timing-loop benches of each crate: the engine, the whole review, image resolution, the server under load, the launcher's per-exec overhead.
+bench-criterion:
     cargo bench -p landgate-webhook --bench mutate
     cargo bench -p landgate-webhook --bench review
     cargo bench -p landgate-webhook --bench resolve
@@ -100,10 +104,11 @@ soak reviews="10000" idle="1000" rate="500":
 preview file output="yaml":
     cargo run -q -p landgate-webhook -- preview -f {{file}} -o {{output}}
 
-# Static release binaries (musl): the webhook and the launcher.
+# Static release binaries (musl): the webhook, and the launcher from its own profile (`launcher`: size, abort on panic).
 build:
-    cargo build --release --target x86_64-unknown-linux-musl -p landgate-webhook -p landgate-launcher
-    ls -l target/x86_64-unknown-linux-musl/release/landgate target/x86_64-unknown-linux-musl/release/landgate-webhook
+    cargo build --release --target x86_64-unknown-linux-musl -p landgate-webhook
+    cargo build --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher
+    ls -l target/x86_64-unknown-linux-musl/launcher/landgate target/x86_64-unknown-linux-musl/release/landgate-webhook
 
 # Container images (needs a Docker engine): the webhook and the launcher image.
 image tag="0.1.0":

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p landgate-launcher --bench exec_overhead
-//! LANDGATE_BENCH_BIN=target/x86_64-unknown-linux-musl/release/landgate \
+//! LANDGATE_BENCH_BIN=target/x86_64-unknown-linux-musl/launcher/landgate \
 //!   LANDGATE_BENCH_RUNS=2000 cargo bench -p landgate-launcher --bench exec_overhead
 //! ```
 //!

@@ -87,9 +87,12 @@ pub enum LaunchError {
     },
 
     #[error(
-        "cannot apply the Landlock ruleset: {0} (the container runtime's seccomp profile must allow the landlock_* syscalls)"
+        "cannot apply the Landlock ruleset: {call} failed: {source} (the container runtime's seccomp profile must allow the landlock_* syscalls)"
     )]
-    Landlock(#[from] landlock::RulesetError),
+    Landlock {
+        call: &'static str,
+        source: io::Error,
+    },
 
     #[error(
         "cannot apply the Landlock ruleset: this process is already inside {max} nested Landlock sandboxes, the kernel's limit (landlock_restrict_self failed with E2BIG). Every `landgate exec`, and every wrapper run without LANDGATE_ACTIVE=1 in its environment, adds one: inside a landgate sandbox, run the command directly or keep LANDGATE_ACTIVE=1 in the environment so that wrappers do not add layers",
@@ -160,7 +163,7 @@ impl LaunchError {
             | Self::Policy(_) => EXIT_POLICY,
             Self::EnforcementRequired { .. } => EXIT_NOT_ENFORCED,
             Self::PathUnopenable { .. }
-            | Self::Landlock(_)
+            | Self::Landlock { .. }
             | Self::TooManyLayers
             | Self::Seccomp(_)
             | Self::SelfUnknown(_) => EXIT_SANDBOX,

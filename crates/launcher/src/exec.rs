@@ -1,13 +1,11 @@
 //! Finding the real command on PATH (never the launcher itself) and
 //! replacing the launcher with it.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use landgate_policy::env::{ACTIVE as ACTIVE_ENV, DEFAULT_PATH};
 
@@ -101,9 +99,11 @@ pub fn resolve(
 /// Replaces the launcher with `program` (same PID; the command's signals and
 /// exit code are its own). Returns only on failure.
 ///
-/// std's `exec` is used rather than a raw `execve` because it resets what
-/// the Rust runtime changed at startup (SIGPIPE ignored) and the signal mask
-/// to the defaults a freshly started container process has.
+/// A bare `execve`: std's `Command` would copy the whole environment into a
+/// sorted map to add one variable, most of the launcher's own work. What the
+/// Rust runtime changed at startup is reset first, as `Command` does: SIGPIPE
+/// back to its default, and an empty signal mask, the state a freshly
+/// started container process has.
 pub fn exec(
     program: &Path,
     argv0: &OsStr,
@@ -111,17 +111,78 @@ pub fn exec(
     mark_active: bool,
     sandboxed: bool,
 ) -> LaunchError {
-    let mut command = Command::new(program);
-    command.arg0(argv0).args(args);
-    if mark_active {
-        command.env(ACTIVE_ENV, "1");
-    }
-    let source: io::Error = command.exec();
     LaunchError::Exec {
         program: program.to_owned(),
-        source,
+        source: execve(program, argv0, args, mark_active),
         sandboxed,
     }
+}
+
+#[allow(unsafe_code)]
+fn execve(program: &Path, argv0: &OsStr, args: &[OsString], mark_active: bool) -> io::Error {
+    unsafe extern "C" {
+        /// The process environment, NULL-terminated (POSIX).
+        static environ: *const *const libc::c_char;
+    }
+    let c = |s: &OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nul byte found in provided data",
+            )
+        })
+    };
+    let strings = (|| {
+        let path = c(program.as_os_str())?;
+        let argv = std::iter::once(argv0)
+            .chain(args.iter().map(OsString::as_os_str))
+            .map(c)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, io::Error>((path, argv))
+    })();
+    let (path, argv) = match strings {
+        Ok(strings) => strings,
+        Err(err) => return err,
+    };
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let active = format!("{ACTIVE_ENV}=1\0");
+    let mut envp: Vec<*const libc::c_char> = Vec::new();
+    // SAFETY: `environ` is the C library's, valid and NULL-terminated; the
+    // launcher is single-threaded and never changes its environment, so the
+    // strings it points at stay valid until execve copies them.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            // Every earlier value is dropped, so the command sees exactly one.
+            let earlier = mark_active
+                && bytes.len() > ACTIVE_ENV.len()
+                && bytes.starts_with(ACTIVE_ENV.as_bytes())
+                && bytes[ACTIVE_ENV.len()] == b'=';
+            if !earlier {
+                envp.push(*entry);
+            }
+            entry = entry.add(1);
+        }
+    }
+    if mark_active {
+        envp.push(active.as_ptr().cast());
+    }
+    envp.push(std::ptr::null());
+    // SAFETY: plain libc calls on a local, initialised signal set; they only
+    // change this thread's signal state, which execve hands on.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut());
+    }
+    // SAFETY: every pointer is to a NUL-terminated string that outlives the
+    // call (`path`, `argv`, `active`, or the environment), and both arrays
+    // end with NULL. execve returns only on failure.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
 }
 
 #[cfg(test)]

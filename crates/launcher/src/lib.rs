@@ -2,7 +2,7 @@
 //! the contract crate, `landgate_policy`) into an enforced Landlock domain,
 //! then becomes the sandboxed command.
 //!
-//! Rooms: [`cli`] (argv), [`launch`] (the flow), [`ruleset`] (policy →
+//! Rooms: [`arena`] (the binary's allocator), [`cli`] (argv), [`launch`] (the flow), [`ruleset`] (policy →
 //! assessment → plan → Landlock, and the status report), [`seccomp`] (the
 //! MPTCP, TCP Fast Open and io_uring filters), [`exec`] (PATH lookup,
 //! execve), [`install`], [`features`], [`kernel`] (ABI probe), [`error`]
@@ -13,6 +13,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod arena;
 pub mod cli;
 pub mod error;
 pub mod exec;

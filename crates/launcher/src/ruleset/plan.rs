@@ -4,9 +4,10 @@
 //! applies.
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use landgate_policy::{AbsPath, Enforcement, Policy, PortSet};
-use landlock::{Access, AccessFs, BitFlags, PathFd, Scope};
+use landlock::{Access, AccessFs, BitFlags, Scope};
 
 use super::assess::{Assessment, Capability};
 use crate::error::LaunchError;
@@ -21,7 +22,8 @@ pub struct PathRule {
     pub path: AbsPath,
     pub access: BitFlags<AccessFs>,
     pub is_dir: bool,
-    pub(super) fd: PathFd,
+    /// An `O_PATH` descriptor of `path`.
+    pub(super) fd: OwnedFd,
 }
 
 /// The filesystem half of a plan.
@@ -151,26 +153,14 @@ fn open_path(
         path: path.to_string(),
         source,
     };
-    let fd = match PathFd::new(path) {
-        Ok(fd) => fd,
-        Err(landlock::PathFdError::OpenCall { source, .. }) => {
-            return match source.raw_os_error() {
-                // ENOTDIR: a parent is not a directory, so the path does not
-                // exist either.
-                Some(libc::ENOENT | libc::ENOTDIR) => Ok(None),
-                _ => Err(unopenable(source)),
-            };
+    let (fd, is_dir) = match open_o_path(path) {
+        Ok(opened) => opened,
+        // ENOTDIR: a parent is not a directory, so the path does not exist
+        // either.
+        Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Ok(None);
         }
-        Err(other) => return Err(unopenable(io::Error::other(other.to_string()))),
-    };
-    // fstat on the O_PATH descriptor: the same file the rule will name.
-    let is_dir = {
-        use std::os::fd::AsFd;
-        let owned = fd.as_fd().try_clone_to_owned().map_err(unopenable)?;
-        std::fs::File::from(owned)
-            .metadata()
-            .map_err(unopenable)?
-            .is_dir()
+        Err(err) => return Err(unopenable(err)),
     };
     let access = if is_dir {
         access
@@ -184,6 +174,43 @@ fn open_path(
         is_dir,
         fd,
     }))
+}
+
+/// `path` opened `O_PATH | O_CLOEXEC` (what Landlock rules name), and
+/// whether it is a directory, from `fstat` on that descriptor: the same
+/// file the rule will name. Bare syscalls: two per path, where std and
+/// `landlock::PathFd` take five (musl sets `FD_CLOEXEC` again, the
+/// descriptor is duplicated to be stat'ed, then closed).
+#[allow(unsafe_code)]
+fn open_o_path(path: &AbsPath) -> io::Result<(OwnedFd, bool)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path: &std::path::Path = path.as_ref();
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in path"))?;
+    // SAFETY: `c_path` is NUL-terminated and outlives the call; openat
+    // returns a new descriptor or -1.
+    let raw = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor the kernel just returned, owned by no
+    // one else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open; fstat fills `stat` on success.
+    if unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so `stat` is initialised.
+    let mode = unsafe { stat.assume_init() }.st_mode;
+    Ok((fd, mode & libc::S_IFMT == libc::S_IFDIR))
 }
 
 #[cfg(test)]

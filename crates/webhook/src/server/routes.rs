@@ -64,10 +64,15 @@ impl AppState {
 
 /// The routes served over TLS.
 pub fn admission_router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
-        .route("/preview", post(preview_handler))
+        .route("/preview", post(preview_handler));
+    // `just bench`'s baseline: the same TLS, HTTP stack, limits and body
+    // read as `/mutate`, with no review. Never in a shipped build.
+    #[cfg(feature = "bench-echo")]
+    let router = router.route("/echo", post(echo));
+    router
         .fallback(not_found)
         // A bug must cost one request a 500, not the connection (and with
         // HTTP/2, every review multiplexed on it).
@@ -137,6 +142,14 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
 
 async fn validate(State(state): State<AppState>, request: Request) -> Response {
     admission_review(&state, Webhook::Validating, request).await
+}
+
+#[cfg(feature = "bench-echo")]
+async fn echo(State(state): State<AppState>, request: Request) -> Response {
+    match read_body(request, state.max_body_bytes).await {
+        Ok(body) => json_response(StatusCode::OK, body.to_vec()),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 async fn admission_review(state: &AppState, webhook: Webhook, request: Request) -> Response {

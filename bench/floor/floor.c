@@ -1,0 +1,194 @@
+/*
+ * The physical floor of a Landlock launcher, for `just bench`: the same
+ * sandbox `landgate exec` builds (Landlock ABI 7 ruleset, the MPTCP /
+ * io_uring / TCP Fast Open seccomp filter, no_new_privs), made with bare
+ * syscalls and nothing else, then execve. Whatever a launcher does beyond
+ * this is its own overhead.
+ *
+ *   floor [-r PATH]... [-w PATH]... [-b PORT]... [-c PORT]... [-t] -- CMD [ARG]...
+ *
+ * -r: read + execute beneath PATH (landgate's fs.rx); -w: every right
+ * (fs.rw); -b/-c: TCP bind/connect ports (any -b handles bind, any -c
+ * connect; bind also allows port 0, as landgate does). Signals and abstract
+ * UNIX sockets are scoped. -t: time the sandbox set-up (opening the paths
+ * to restrict_self) and print it in nanoseconds instead of running CMD.
+ *
+ * x86_64 only; built with `musl-gcc -static -O2` by the bench recipe.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* linux/landlock.h, ABI 7 (the build host's headers may be older). */
+#define FS_EXECUTE (1ULL << 0)
+#define FS_WRITE_FILE (1ULL << 1)
+#define FS_READ_FILE (1ULL << 2)
+#define FS_READ_DIR (1ULL << 3)
+#define FS_ALL ((1ULL << 16) - 1) /* execute .. ioctl_dev */
+#define FS_TRUNCATE (1ULL << 14)
+#define FS_IOCTL_DEV (1ULL << 15)
+#define FS_FILE (FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV)
+#define FS_READ (FS_EXECUTE | FS_READ_FILE | FS_READ_DIR)
+#define NET_BIND (1ULL << 0)
+#define NET_CONNECT (1ULL << 1)
+#define SCOPE_ALL 3ULL /* abstract UNIX sockets, signals */
+#define RULE_PATH_BENEATH 1
+#define RULE_NET_PORT 2
+#define RESTRICT_SELF_LOG_SAME_EXEC_OFF 1U
+
+struct ruleset_attr { uint64_t fs, net, scoped; };
+struct path_beneath { uint64_t access; int32_t fd; } __attribute__((packed));
+struct net_port { uint64_t access, port; };
+
+/* linux/filter.h, linux/seccomp.h, linux/audit.h */
+struct sock_filter { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct sock_fprog { unsigned short len; struct sock_filter *filter; };
+#define LD_W_ABS 0x20
+#define JEQ_K 0x15
+#define JSET_K 0x45
+#define RET_K 0x06
+#define RET_ALLOW 0x7fff0000U
+#define RET_KILL 0x80000000U
+#define RET_ERRNO(e) (0x00050000U | (e))
+#define ARCH_X86_64 0xc000003eU
+#define X32 0x40000000U
+#define SECCOMP_SET_MODE_FILTER 1
+
+#define MAX_RULES 64
+#define MAX_PORTS 64
+
+static void die(const char *what) {
+    dprintf(2, "floor: %s: %s\n", what, strerror(errno));
+    _exit(123);
+}
+
+static struct sock_filter prog[64];
+static int len;
+
+static void emit(uint16_t code, uint8_t jt, uint8_t jf, uint32_t k) {
+    prog[len++] = (struct sock_filter){code, jt, jf, k};
+}
+
+/* One program: socket(.., IPPROTO_MPTCP) -> EPROTONOSUPPORT; io_uring_* ->
+ * ENOSYS; with connect rules, send{to,msg,mmsg}(MSG_FASTOPEN) -> EOPNOTSUPP.
+ * Native and x32 numbers; any other architecture is killed. */
+static void build_filter(int fastopen) {
+    static const uint32_t uring[] = {425, 426, 427, 425 | X32, 426 | X32, 427 | X32};
+    /* syscall, index of its flags argument */
+    static const uint32_t sends[][2] = {
+        {44, 3}, {46, 2}, {307, 3}, {44 | X32, 3}, {518 | X32, 2}, {538 | X32, 3}};
+    emit(LD_W_ABS, 0, 0, 4);
+    emit(JEQ_K, 1, 0, ARCH_X86_64);
+    emit(RET_K, 0, 0, RET_KILL);
+    emit(LD_W_ABS, 0, 0, 0);
+    for (int i = 0; i < 2; i++) {         /* socket: arg 2 == 262 */
+        emit(JEQ_K, 0, 3, i ? 41 | X32 : 41);
+        emit(LD_W_ABS, 0, 0, 16 + 8 * 2);
+        emit(JEQ_K, 0, 1, 262);
+        emit(RET_K, 0, 0, RET_ERRNO(93));
+    }
+    for (int i = 0; i < 6; i++) {
+        emit(JEQ_K, 0, 1, uring[i]);
+        emit(RET_K, 0, 0, RET_ERRNO(38));
+    }
+    if (fastopen)
+        for (int i = 0; i < 6; i++) {
+            emit(JEQ_K, 0, 3, sends[i][0]);
+            emit(LD_W_ABS, 0, 0, 16 + 8 * sends[i][1]);
+            emit(JSET_K, 0, 1, 0x20000000);
+            emit(RET_K, 0, 0, RET_ERRNO(95));
+        }
+    emit(RET_K, 0, 0, RET_ALLOW);
+}
+
+/* A socket or send check loads an argument into the accumulator, so when
+ * the argument does not match, the next syscall-number compare would read
+ * the wrong value: send those misses to the final ALLOW instead. */
+static void patch_fallthroughs(void) {
+    for (int i = 0; i < len; i++)
+        if (prog[i].code == LD_W_ABS && prog[i].k >= 16) {
+            /* next: JEQ/JSET with jt=0 (match: the RET errno) jf=1 -> skip RET */
+            int test = i + 1;
+            prog[test].jt = 0;
+            prog[test].jf = (uint8_t)(len - 1 - (test + 1));
+        }
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    const char *paths[MAX_RULES];
+    uint64_t access[MAX_RULES];
+    uint64_t bind[MAX_PORTS], connect[MAX_PORTS];
+    int npaths = 0, nbind = 0, nconnect = 0, timing = 0, i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) { i++; break; }
+        if (!strcmp(a, "-t")) { timing = 1; continue; }
+        if (i + 1 >= argc || a[0] != '-' || a[2]) { dprintf(2, "floor: usage\n"); return 125; }
+        const char *v = argv[++i];
+        switch (a[1]) {
+        case 'r': paths[npaths] = v; access[npaths++] = FS_READ; break;
+        case 'w': paths[npaths] = v; access[npaths++] = FS_ALL; break;
+        case 'b': bind[nbind++] = strtoull(v, 0, 10); break;
+        case 'c': connect[nconnect++] = strtoull(v, 0, 10); break;
+        default: dprintf(2, "floor: usage\n"); return 125;
+        }
+        if (npaths == MAX_RULES || nbind == MAX_PORTS || nconnect == MAX_PORTS) return 125;
+    }
+    if (!timing && i >= argc) { dprintf(2, "floor: missing command\n"); return 125; }
+
+    long long start = now_ns();
+    struct ruleset_attr attr = {FS_ALL, (nbind ? NET_BIND : 0) | (nconnect ? NET_CONNECT : 0), SCOPE_ALL};
+    int ruleset = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (ruleset < 0) die("landlock_create_ruleset");
+    for (int p = 0; p < npaths; p++) {
+        int fd = open(paths[p], O_PATH | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT || errno == ENOTDIR) continue;
+            die(paths[p]);
+        }
+        struct stat st;
+        if (fstat(fd, &st)) die(paths[p]);
+        struct path_beneath rule = {access[p], fd};
+        if (!S_ISDIR(st.st_mode)) rule.access &= FS_FILE;
+        if (syscall(SYS_landlock_add_rule, ruleset, RULE_PATH_BENEATH, &rule, 0)) die("landlock_add_rule");
+        close(fd);
+    }
+    if (nbind) bind[nbind++] = 0;
+    for (int n = 0; n < nbind + nconnect; n++) {
+        struct net_port rule = n < nbind ? (struct net_port){NET_BIND, bind[n]}
+                                         : (struct net_port){NET_CONNECT, connect[n - nbind]};
+        if (syscall(SYS_landlock_add_rule, ruleset, RULE_NET_PORT, &rule, 0)) die("landlock_add_rule");
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("no_new_privs");
+    if (nbind || nconnect) {
+        build_filter(nconnect > 0);
+        patch_fallthroughs();
+        struct sock_fprog fprog = {(unsigned short)len, prog};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog)) die("seccomp");
+    }
+    if (syscall(SYS_landlock_restrict_self, ruleset, RESTRICT_SELF_LOG_SAME_EXEC_OFF)) die("landlock_restrict_self");
+    close(ruleset);
+    if (timing) {
+        printf("%lld\n", now_ns() - start);
+        return 0;
+    }
+    extern char **environ;
+    execve(argv[i], argv + i, environ);
+    die(argv[i]);
+}
