@@ -19,9 +19,10 @@
 #
 #   BINARIES=build      compile in the image (the `build` stage below)
 #   BINARIES=prebuilt   take target/x86_64-unknown-linux-musl/release/
-#                       {landgate,landgate-webhook} from the build context,
+#                       landgate-webhook and …/launcher/landgate (the
+#                       launcher's own profile) from the build context,
 #                       made beforehand by `just build` (the same cargo
-#                       command as the `build` stage); .dockerignore lets
+#                       commands as the `build` stage); .dockerignore lets
 #                       exactly those two files through
 #   WEBHOOK_BASE        the webhook's runtime base: distroless static, or any
 #                       image with the same contents (CA bundle, /etc/passwd
@@ -81,7 +82,7 @@ RUN --mount=type=cache,id=landgate-cargo-registry,target=/usr/local/cargo/regist
 # Host-built binaries; tests/e2e/images.sh checks they are static first.
 FROM scratch AS prebuilt
 COPY target/x86_64-unknown-linux-musl/release/landgate-webhook \
-     target/x86_64-unknown-linux-musl/release/landgate /out/
+     target/x86_64-unknown-linux-musl/launcher/landgate /out/
 
 # === binaries ===
 # The stage named by BINARIES; BuildKit and buildah skip the other one.

@@ -102,13 +102,16 @@ build_landgate() {
       CARGO* | RUSTC* | RUSTDOC* | __CARGO*) unset+=(-u "$name") ;;
     esac
   done
-  (cd "$REPO" && env "${unset[@]}" cargo build --quiet --release --locked --target "$MUSL" -p landgate-webhook -p landgate-launcher)
-  log "cargo build --release --target $MUSL in $((SECONDS - start))s"
+  # The same commands as `just build` and the Dockerfile's build stage: the
+  # launcher ships from its own profile (size, abort on panic).
+  (cd "$REPO" && env "${unset[@]}" cargo build --quiet --release --locked --target "$MUSL" -p landgate-webhook)
+  (cd "$REPO" && env "${unset[@]}" cargo build --quiet --profile launcher --locked --target "$MUSL" -p landgate-launcher)
+  log "cargo build (release, launcher profile) --target $MUSL in $((SECONDS - start))s"
   local bin
-  for bin in landgate landgate-webhook; do
+  for bin in launcher/landgate release/landgate-webhook; do
     # The Dockerfile's build stage refuses dynamic binaries; so does this.
-    if readelf -lW "$REPO/target/$MUSL/release/$bin" | grep -q 'program interpreter'; then
-      die "target/$MUSL/release/$bin is dynamically linked"
+    if readelf -lW "$REPO/target/$MUSL/$bin" | grep -q 'program interpreter'; then
+      die "target/$MUSL/$bin is dynamically linked"
     fi
   done
   local args=(--build-arg BINARIES=prebuilt --build-arg "WEBHOOK_BASE=localhost/landgate-e2e/base:$TAG" -f "$REPO/Dockerfile")
