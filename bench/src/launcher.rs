@@ -211,8 +211,8 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
     table.row(
         Row::new(
             &format!(
-                "`landgate exec -- /bin/true`, 3-port baseline policy (static musl, {} KiB)",
-                size / 1024
+                "`landgate exec -- /bin/true`, 3-port baseline policy (static musl, {:.1} KiB)",
+                size as f64 / 1024.0
             ),
             micros(lg.median()),
         )
@@ -257,7 +257,7 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
     table.row(
         Row::new(
             "landgate binary size (static musl, stripped)",
-            format!("{} KiB", size / 1024),
+            format!("{size} B ({:.1} KiB)", size as f64 / 1024.0),
         )
         .goal(&format!(
             "≤ 512 KiB: {}",
