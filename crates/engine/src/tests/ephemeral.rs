@@ -19,9 +19,21 @@ use crate::update::{UpdateError, check_update};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// A pod as landgate stored it: `app` serving on 8080, writing `/data`.
+/// `pod` as landgate stored it (through the real engine).
+fn stored(pod: Value) -> Pod {
+    let pod: Pod = serde_json::from_value(pod).unwrap();
+    let context = PodContext {
+        namespace: "shop",
+        namespace_annotations: &BTreeMap::new(),
+        images: NO_IMAGES,
+    };
+    let m = mutate_pod(&Settings::default(), context, &pod).unwrap();
+    crate::patch::apply(&pod, &m.patch).unwrap()
+}
+
+/// A wrapped pod: `app` serving on 8080, writing `/data`.
 fn wrapped() -> Pod {
-    let pod: Pod = serde_json::from_value(json!({
+    stored(json!({
         "metadata": {"name": "web"},
         "spec": {
             "volumes": [{"name": "data", "emptyDir": {}}],
@@ -34,14 +46,6 @@ fn wrapped() -> Pod {
             }]
         }
     }))
-    .unwrap();
-    let context = PodContext {
-        namespace: "shop",
-        namespace_annotations: &BTreeMap::new(),
-        images: NO_IMAGES,
-    };
-    let m = mutate_pod(&Settings::default(), context, &pod).unwrap();
-    crate::patch::apply(&pod, &m.patch).unwrap()
 }
 
 /// What `kubectl debug -it web --image=busybox:1.36 --target=app -- sh`
@@ -271,19 +275,11 @@ fn exec_into_a_wrapped_debug_container_survives_later_setting_changes() {
 /// finding: ephemeral writers were not seen).
 #[test]
 fn a_debug_container_may_not_make_a_required_path_writable() {
-    let created = |containers: Value| -> Pod {
-        let pod: Pod = serde_json::from_value(json!({
+    let created = |containers: Value| {
+        stored(json!({
             "metadata": {"name": "web", "annotations": {ENFORCEMENT: "required"}},
             "spec": {"volumes": [{"name": "tools", "emptyDir": {}}], "containers": containers}
         }))
-        .unwrap();
-        let context = PodContext {
-            namespace: "shop",
-            namespace_annotations: &BTreeMap::new(),
-            images: NO_IMAGES,
-        };
-        let m = mutate_pod(&Settings::default(), context, &pod).unwrap();
-        crate::patch::apply(&pod, &m.patch).unwrap()
     };
     let app = json!({
         "name": "app", "image": "busybox:1.36", "command": ["httpd", "-f"],
