@@ -70,47 +70,49 @@ impl NodeCluster {
     /// The PIDs of every process in the node's pods (the pids hierarchy
     /// holds every container and sandbox under the kubelet's cgroup root).
     pub fn pod_processes(&self) -> anyhow::Result<BTreeSet<u32>> {
-        let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.cgroup_root);
         let mut pids = BTreeSet::new();
-        let mut dirs = vec![root];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if entry.file_name() == "cgroup.procs" {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-                }
+        self.walk_cgroups(|path, is_dir| {
+            if !is_dir && path.file_name().is_some_and(|n| n == "cgroup.procs") {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
             }
-        }
+        });
         Ok(pids)
     }
 
     /// The cgroup directories of one pod (`pod<uid>` under the QoS classes).
     pub fn pod_cgroups(&self, uid: &str) -> Vec<PathBuf> {
         let name = format!("pod{uid}");
-        let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.cgroup_root);
         let mut found = Vec::new();
-        let mut dirs = vec![root];
+        self.walk_cgroups(|path, is_dir| {
+            if is_dir
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy() == name)
+            {
+                found.push(path.to_owned());
+            }
+        });
+        found
+    }
+
+    /// Every entry beneath the kubelet's cgroup root in the pids hierarchy
+    /// (a directory that vanishes meanwhile is skipped: pods come and go).
+    fn walk_cgroups(&self, mut visit: impl FnMut(&std::path::Path, bool)) {
+        let mut dirs = vec![PathBuf::from("/sys/fs/cgroup/pids").join(&self.cgroup_root)];
         while let Some(dir) = dirs.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.is_dir() {
-                    if entry.file_name().to_string_lossy() == name {
-                        found.push(path.clone());
-                    }
+                let is_dir = path.is_dir();
+                visit(&path, is_dir);
+                if is_dir {
                     dirs.push(path);
                 }
             }
         }
-        found
     }
 }
 
