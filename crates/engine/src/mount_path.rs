@@ -13,8 +13,6 @@
 //! lexical clean can name a different directory from the one mounted, and
 //! no rule derived from it could be trusted.
 
-use std::path::{Component, Path, PathBuf};
-
 use k8s_openapi::api::core::v1::{
     Container, EphemeralContainer, Volume, VolumeDevice, VolumeMount,
 };
@@ -34,8 +32,6 @@ pub enum MountPathError {
         "{0:?} contains `..`, which the runtime resolves through the image's symlinks; write the absolute path without `..`"
     )]
     ParentDir(String),
-    #[error("{0:?} is not valid UTF-8")]
-    NotUtf8(String),
 }
 
 /// Normalises `raw` the way the kubelet and runc will place the mount.
@@ -43,24 +39,9 @@ pub fn normalise(raw: &str) -> Result<AbsPath, MountPathError> {
     if raw.is_empty() {
         return Err(MountPathError::Empty);
     }
-    let path = Path::new(raw);
-    if path.components().any(|c| c == Component::ParentDir) {
-        return Err(MountPathError::ParentDir(raw.to_owned()));
-    }
-    // Components() drops `.` (past the first), repeated and trailing
-    // slashes; rooting first turns a relative path into the kubelet's.
-    let rooted: PathBuf = std::iter::once(Component::RootDir)
-        .chain(
-            path.components()
-                .filter(|c| matches!(c, Component::Normal(_))),
-        )
-        .collect();
-    let text = rooted
-        .to_str()
-        .ok_or_else(|| MountPathError::NotUtf8(raw.to_owned()))?;
-    // Rooted and free of `.` and `..`: the parse cannot fail.
-    text.parse()
-        .map_err(|_| MountPathError::NotUtf8(raw.to_owned()))
+    // Rooting turns a relative path into the kubelet's; `.`, repeated and
+    // trailing slashes go, as `Path::components` drops them.
+    AbsPath::rooted(raw).ok_or_else(|| MountPathError::ParentDir(raw.to_owned()))
 }
 
 #[cfg(test)]
