@@ -166,74 +166,88 @@ pub fn check(
     is_own: impl Fn(&VolumeMount) -> bool,
     gets_launcher: bool,
 ) -> Result<(), MountError> {
-    let container = of.container.to_owned();
+    let container = || of.container.to_owned();
+    // Field names and messages are built only for a refusal: this runs for
+    // every mount of every container of every review.
+    let mount_field = |i: usize| format!("{}.volumeMounts[{i}]", of.field);
+    let device_field = |i: usize| format!("{}.volumeDevices[{i}]", of.field);
+    let log_field = || format!("{}.terminationMessagePath", of.field);
     // Where the kubelet will place something, refused at or beneath
     // /landgate.
-    let place = |raw: &str, field: &str, sub: &str, what: String| {
+    let place = |raw: &str, field: &dyn Fn() -> String, sub: &str, what: &dyn Fn() -> String| {
         let path = normalise(raw).map_err(|error| MountError::Path {
-            container: container.clone(),
-            field: format!("{field}{sub}"),
+            container: container(),
+            field: format!("{}{sub}", field()),
             error,
         })?;
         if in_launcher_dir(&path) {
             return Err(MountError::UnderLauncherDir {
-                container: container.clone(),
-                field: field.to_owned(),
-                what,
+                container: container(),
+                field: field(),
+                what: what(),
                 path,
             });
         }
         Ok(path)
     };
-    let mut placed: Vec<(AbsPath, &str, String)> = Vec::new();
+    let mut placed: Vec<(AbsPath, &str, usize)> = Vec::with_capacity(of.volume_mounts.len());
     for (i, mount) in of.volume_mounts.iter().enumerate() {
-        let field = format!("{}.volumeMounts[{i}]", of.field);
         if is_own(mount) {
             continue;
         }
         if mount.name == LAUNCHER_VOLUME {
             return Err(MountError::LauncherVolume {
-                container,
-                field,
+                container: container(),
+                field: mount_field(i),
                 path: mount.mount_path.clone(),
             });
         }
-        let what = format!("mounts volume {:?}", mount.name);
-        let path = place(&mount.mount_path, &field, ".mountPath", what)?;
-        placed.push((path, &mount.name, field));
+        let what = || format!("mounts volume {:?}", mount.name);
+        let path = place(&mount.mount_path, &|| mount_field(i), ".mountPath", &what)?;
+        placed.push((path, &mount.name, i));
     }
     for (i, device) in of.volume_devices.iter().enumerate() {
-        let field = format!("{}.volumeDevices[{i}]", of.field);
         if device.name == LAUNCHER_VOLUME {
-            return Err(MountError::LauncherDevice { container, field });
+            return Err(MountError::LauncherDevice {
+                container: container(),
+                field: device_field(i),
+            });
         }
-        let what = format!("places device {:?}", device.name);
-        place(&device.device_path, &field, ".devicePath", what)?;
+        let what = || format!("places device {:?}", device.name);
+        place(
+            &device.device_path,
+            &|| device_field(i),
+            ".devicePath",
+            &what,
+        )?;
     }
     // The kubelet bind-mounts the termination log file there.
     if let Some(raw) = of.termination_message_path {
-        let field = format!("{}.terminationMessagePath", of.field);
-        place(raw, &field, "", "has its termination log".to_owned())?;
+        place(raw, &log_field, "", &|| {
+            "has its termination log".to_owned()
+        })?;
     }
     // Runtimes mount in order of depth and resolve each destination
     // through the symlinks already in place (runc's SecureJoin): a mount
     // inside a volume whose content the pod can shape lands wherever a
     // planted symlink points, above landgate's shallower /landgate mount.
-    let launcher: AbsPath = LAUNCHER_DIR
-        .parse()
-        .unwrap_or_else(|err| unreachable!("constant path: {err}"));
+    let launcher = LAUNCHER_PATH.get_or_init(|| {
+        LAUNCHER_DIR
+            .parse()
+            .unwrap_or_else(|err| unreachable!("constant path: {err}"))
+    });
     let children = placed
         .iter()
-        .map(|(path, _, field)| (path, field.as_str()))
-        .chain(gets_launcher.then_some((&launcher, "the launcher mount")));
-    for (path, field) in children {
+        .map(|(path, _, i)| (path, Some(*i)))
+        .chain(gets_launcher.then_some((launcher, None)));
+    for (path, mount) in children {
         let parent = placed.iter().find(|(parent, volume, _)| {
             path != parent && path.is_within(parent) && !kubelet_written(volumes, volume)
         });
         if let Some((parent, volume, _)) = parent {
             return Err(MountError::Nested {
-                container,
-                field: field.to_owned(),
+                container: container(),
+                field: mount.map_or_else(|| "the launcher mount".to_owned(), mount_field),
                 path: path.clone(),
                 parent: parent.clone(),
                 parent_volume: (*volume).to_owned(),
@@ -242,6 +256,9 @@ pub fn check(
     }
     Ok(())
 }
+
+/// `/landgate` as a path, parsed once.
+static LAUNCHER_PATH: std::sync::OnceLock<AbsPath> = std::sync::OnceLock::new();
 
 /// configMap, secret, downwardAPI and projected volumes hold only what the
 /// kubelet writes (files, and its own `..data` links): no pod can plant a
