@@ -277,7 +277,7 @@ impl<'a> Ephemeral<'a> {
             list: List::Ephemeral,
             index,
             current,
-            original,
+            original: std::borrow::Cow::Owned(original),
             settings: self
                 .pass
                 .annotations

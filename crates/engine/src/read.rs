@@ -3,6 +3,7 @@
 //! annotations < pod annotations), and any previous pass verified
 //! (`reinvoke`) before anything is decided.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
@@ -47,7 +48,7 @@ pub(crate) struct View<'a> {
     /// resolved to filled in as the kubelet would: a container without
     /// `command` gets the image's Entrypoint, and its Cmd unless it sets
     /// `args`; one without `workingDir` gets the image's.
-    pub(crate) original: Container,
+    pub(crate) original: Cow<'a, Container>,
     pub(crate) settings: ContainerSettings,
     /// Whether a previous pass wrapped it (its status record).
     pub(crate) recorded: bool,
@@ -207,7 +208,7 @@ impl<'a> Pass<'a> {
             (List::Init, init_containers),
             (List::App, spec.containers.as_slice()),
         ];
-        let mut found: Vec<(List, usize, &'a Container, Container)> = Vec::new();
+        let mut found: Vec<(List, usize, &'a Container, Cow<'a, Container>)> = Vec::new();
         for (list, containers) in lists {
             for (index, container) in containers.iter().enumerate() {
                 if wrapped_before && list == List::Init && Some(index) == init_pos {
@@ -220,8 +221,10 @@ impl<'a> Pass<'a> {
                     });
                 }
                 let original = match pass.record_of(&container.name) {
-                    Some(record) => pass.verify_container(list, index, container, record)?,
-                    None => container.clone(),
+                    Some(record) => {
+                        Cow::Owned(pass.verify_container(list, index, container, record)?)
+                    }
+                    None => Cow::Borrowed(container),
                 };
                 found.push((list, index, container, original));
             }
@@ -248,7 +251,7 @@ impl<'a> Pass<'a> {
                 let lookup = current.image.as_ref().and_then(|i| context.images.get(i));
                 let from_image = match lookup {
                     Some(ImageLookup::Resolved(config)) if !recorded => {
-                        fill_from_image(&mut original, config)
+                        fill_from_image(original.to_mut(), config)
                     }
                     _ => FromImage::default(),
                 };

@@ -696,7 +696,7 @@ fn a_wrapped_container_reads_back_as_it_was() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        engine.views[0].original,
+        *engine.views[0].original,
         before.spec.as_ref().unwrap().containers[0]
     );
 }
