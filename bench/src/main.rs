@@ -18,6 +18,7 @@
 //! here fails on a missed goal.
 
 mod launcher;
+mod policy;
 mod report;
 mod stats;
 mod webhook;
