@@ -34,6 +34,27 @@ pub fn run(argv: Vec<OsString>) -> u8 {
 fn dispatch(argv: Vec<OsString>) -> Result<u8, LaunchError> {
     let wrappers_env = env::var(WRAPPERS_ENV).ok();
     match cli::parse(argv, wrappers_env.as_deref())? {
+        Invocation::Exec {
+            policy,
+            dry_run: false,
+            command,
+        } => {
+            let (name, args) = split_command(&command)?;
+            Err(sandboxed_exec(&policy, name, name, args))
+        }
+        Invocation::Wrapper { argv0, name, args } => Err(wrapper(&argv0, &name, &args)),
+        other => not_exec(other),
+    }
+}
+
+/// Every invocation but `exec` and wrapper mode. Kept out of line: inlined
+/// into `run`, `install`'s copy buffer (8 KiB) alone made `run`'s stack
+/// frame three pages, each a page fault on every exec, which is the
+/// launcher's hot path.
+#[inline(never)]
+#[cold]
+fn not_exec(invocation: Invocation) -> Result<u8, LaunchError> {
+    match invocation {
         Invocation::Help => {
             print!("{USAGE}");
             Ok(0)
@@ -61,20 +82,10 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8, LaunchError> {
             );
             Ok(0)
         }
-        Invocation::Check { policy, command } => check(&policy, &command),
-        Invocation::Exec {
-            policy,
-            dry_run: true,
-            command,
+        Invocation::Check { policy, command }
+        | Invocation::Exec {
+            policy, command, ..
         } => check(&policy, &command),
-        Invocation::Exec {
-            policy,
-            dry_run: false,
-            command,
-        } => {
-            let (name, args) = split_command(&command)?;
-            Err(sandboxed_exec(&policy, name, name, args))
-        }
         Invocation::Wrapper { argv0, name, args } => Err(wrapper(&argv0, &name, &args)),
     }
 }
