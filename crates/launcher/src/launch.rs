@@ -138,7 +138,7 @@ fn sandboxed_exec(
         // applying must not let a `required` policy run below full.
         require(policy.enforcement, &assessment, &what)?;
         if assessment.status != Status::FullyEnforced || !(policy.quiet || quiet_env()) {
-            eprintln!("landgate: {}", assessment.summary());
+            say(&format!("landgate: {}\n", assessment.summary()));
         }
         Ok(resolved)
     })();
@@ -172,14 +172,14 @@ fn check(source: &PolicySource, command: &[OsString]) -> Result<u8, LaunchError>
 fn prepare(policy: &Policy) -> Result<Plan, LaunchError> {
     let plan = Plan::new(policy, LandlockSupport::detect())?;
     for warning in plan.warnings() {
-        eprintln!("landgate: warning: {warning}");
+        say(&format!("landgate: warning: {warning}\n"));
     }
     Ok(plan)
 }
 
 /// `name` on `$PATH`, skipping the launcher itself (its wrappers).
 fn resolve_command(name: &OsStr) -> Result<Resolved, LaunchError> {
-    exec::resolve(name, env::var_os("PATH").as_deref(), SelfFile::current()?)
+    exec::resolve_lazily(name, env::var_os("PATH").as_deref(), SelfFile::current)
 }
 
 /// `enforcement: required` refuses anything below FullyEnforced, except gaps
@@ -212,6 +212,14 @@ fn load_policy(source: &PolicySource, what: &str) -> Result<Policy, LaunchError>
         }
     };
     Ok(Policy::from_json(&json)?)
+}
+
+/// One line to stderr in one `write`: `eprintln!` writes each piece of its
+/// format apart (stderr is unbuffered), three syscalls for the status line
+/// that the engine's policies print on every exec.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 fn quiet_env() -> bool {
