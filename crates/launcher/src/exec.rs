@@ -277,12 +277,10 @@ mod tests {
 
     #[test]
     fn the_launchers_own_file_is_asked_for_only_by_a_path_search_and_once() {
-        let mut asked = 0;
-        let mut me = || {
-            asked += 1;
-            Ok(me_at(Path::new("/")))
-        };
-        let found = resolve_lazily(OsStr::new("/bin/sh"), None, &mut me).unwrap();
+        let found = resolve_lazily(OsStr::new("/bin/sh"), None, || {
+            panic!("a name with a slash needs no PATH search")
+        })
+        .unwrap();
         assert_eq!(found.program, PathBuf::from("/bin/sh"));
         let root = tempfile::tempdir().unwrap();
         let (a, b) = (root.path().join("a"), root.path().join("b"));
@@ -301,8 +299,6 @@ mod tests {
         assert_eq!(found.program, b.join("tool"));
         assert!(found.skipped_self);
         assert_eq!(asked_here, 1);
-        drop(me);
-        assert_eq!(asked, 0);
     }
 
     #[test]
