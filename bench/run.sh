@@ -27,9 +27,16 @@ if ((${#need[@]})); then
         { apt-get update -qq >>"$log" 2>&1 && apt-get install -y -qq "${need[@]}" >>"$log" 2>&1; }
 fi
 
+# `just bench launcher` needs neither the webhook (a fat-LTO build, minutes
+# on two cores) nor the criterion run.
+webhook=1
+if (($#)) && [[ " $* " != *" webhook "* ]]; then webhook=0; fi
+
 echo "bench: building landgate (static musl launcher; webhook with bench-echo; the driver)"
 cargo build -q --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher
-cargo build -q --profile release-bench --target x86_64-unknown-linux-musl -p landgate-webhook --features bench-echo
+if ((webhook)); then
+    cargo build -q --profile release-bench --target x86_64-unknown-linux-musl -p landgate-webhook --features bench-echo
+fi
 cargo build -q --release -p landgate-bench
 musl-gcc -static -O2 -o "$out/floor" bench/floor/floor.c
 musl-gcc -static -O2 -o "$out/openloop" bench/floor/openloop.c
@@ -94,7 +101,7 @@ fi
 
 # The engine against plain serde: criterion's own `review` bench.
 criterion=$out/criterion-review.txt
-if [[ ${LANDGATE_BENCH_SKIP_CRITERION:-} != 1 ]]; then
+if ((webhook)) && [[ ${LANDGATE_BENCH_SKIP_CRITERION:-} != 1 ]]; then
     echo "bench: criterion review bench (10 containers)"
     # Thin LTO: the release profile's fat LTO takes tens of minutes on two
     # shared cores, and both sides of this ratio are built alike.

@@ -31,14 +31,16 @@ fn time(cmd: &mut Command) -> Result<f64> {
     Ok(elapsed.as_secs_f64() * 1e6)
 }
 
-/// What one run prints on stdout, as a number.
+/// What one run prints on stdout, as a number. Its stderr (landgate's
+/// status line) is shown only when it fails.
 fn printed(cmd: &mut Command) -> Result<f64> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("spawn {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", out.status);
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.trim()
@@ -151,8 +153,8 @@ fn peer_command(name: &str, bin: &Path, program: &str, measured: &Measured) -> C
             // ($HOME/.local/state/nono): an `fs.rx` of `/` becomes the
             // top-level system directories and writable paths under $HOME
             // are left out; it also needs its working directory granted.
-            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_owned());
-            let contains_state = |p: &str| home == p || home.starts_with(&format!("{p}/"));
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            let contains_state = |p: &str| Path::new(&home).starts_with(p);
             cmd.args(["wrap", "--silent"]).current_dir("/tmp");
             for p in measured.rx() {
                 if contains_state(&p) {
@@ -339,12 +341,13 @@ pub fn ruleset_child(policy: &str) -> Result<()> {
 
 /// What one `ruleset` or `floor -t` run prints: numbers, in nanoseconds.
 fn printed_all(cmd: &mut Command) -> Result<Vec<f64>> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("spawn {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", out.status);
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
