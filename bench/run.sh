@@ -33,7 +33,7 @@ webhook=1
 if (($#)) && [[ " $* " != *" webhook "* ]]; then webhook=0; fi
 
 echo "bench: building landgate (static musl launcher; webhook with bench-echo; the driver)"
-cargo build -q --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher
+cargo build -q --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher --bin landgate --example ruleset_timing
 if ((webhook)); then
     cargo build -q --profile release-bench --target x86_64-unknown-linux-musl -p landgate-webhook --features bench-echo
 fi
@@ -115,6 +115,7 @@ LANDGATE_BENCH_LAUNCHER=$target/x86_64-unknown-linux-musl/launcher/landgate \
 LANDGATE_BENCH_WEBHOOK=$target/x86_64-unknown-linux-musl/release-bench/landgate-webhook \
 LANDGATE_BENCH_FLOOR=$out/floor \
 LANDGATE_BENCH_OPENLOOP=$out/openloop \
+LANDGATE_BENCH_RULESET=$target/x86_64-unknown-linux-musl/launcher/examples/ruleset_timing \
 LANDGATE_BENCH_PEERS="${peer_list[*]}" \
 LANDGATE_BENCH_CRITERION=$criterion \
 LANDGATE_BENCH_OUT=$root/bench/results.md \

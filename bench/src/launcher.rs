@@ -295,51 +295,8 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
     Ok(())
 }
 
-/// `landgate-bench ruleset POLICY`: one in-process build and apply of the
-/// policy through the launcher's own code, printed as "TOTAL PARSE PLAN
-/// SECCOMP LANDLOCK" in nanoseconds: the policy JSON parsed, the plan made
-/// (every path opened and stat'ed), the seccomp filter attached, the
-/// Landlock ruleset created, filled and applied. The same calls in the same
-/// order as `Plan::apply`, which installs the filter then restricts; here
-/// the filter is installed by hand first so that the two are timed apart.
-/// The process is restricted afterwards: one sample per process.
-pub fn ruleset_child(policy: &str) -> Result<()> {
-    use landgate_launcher::kernel::LandlockSupport;
-    use landgate_launcher::ruleset::{Plan, Status};
-    use landgate_launcher::seccomp::{self, Filters};
-    let start = Instant::now();
-    let policy = landgate_policy::Policy::from_json(policy)?;
-    let parsed = Instant::now();
-    let mut plan = Plan::new(&policy, LandlockSupport::detect())?;
-    let planned = Instant::now();
-    let filters = std::mem::replace(
-        &mut plan.seccomp,
-        Filters {
-            mptcp: false,
-            fastopen: false,
-            io_uring: false,
-        },
-    );
-    seccomp::install(filters).map_err(anyhow::Error::msg)?;
-    let filtered = Instant::now();
-    let assessment = plan.apply()?;
-    let end = Instant::now();
-    if assessment.status != Status::FullyEnforced {
-        bail!("not fully enforced: {}", assessment.summary());
-    }
-    let ns = |a: Instant, b: Instant| (b - a).as_nanos();
-    println!(
-        "{} {} {} {} {}",
-        ns(start, end),
-        ns(start, parsed),
-        ns(parsed, planned),
-        ns(planned, filtered),
-        ns(filtered, end)
-    );
-    Ok(())
-}
-
-/// What one `ruleset` or `floor -t` run prints: numbers, in nanoseconds.
+/// What one `ruleset_timing` or `floor -t` run prints: numbers, in
+/// nanoseconds.
 fn printed_all(cmd: &mut Command) -> Result<Vec<f64>> {
     let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
     if !out.status.success() {
@@ -360,9 +317,8 @@ fn printed_all(cmd: &mut Command) -> Result<Vec<f64>> {
 
 pub fn in_process_rows(config: &Config, table: &mut Table) -> Result<()> {
     let measured = Measured::twenty_rules()?;
-    let me = std::env::current_exe()?;
-    let mut landgate = Command::new(&me);
-    landgate.args(["ruleset", &measured.json]);
+    let mut landgate = Command::new(&config.ruleset);
+    landgate.arg(&measured.json);
     let mut floor = Command::new(&config.floor);
     floor.args(floor_args(&measured)).arg("-t");
     // Each run's parts, kept beside the interleaved totals: [landgate, floor].
@@ -403,7 +359,7 @@ pub fn in_process_rows(config: &Config, table: &mut Table) -> Result<()> {
     );
     table.row(
         Row::new(
-            "landgate: policy JSON → plan (paths opened) → seccomp → restrict_self",
+            "landgate (its code as shipped: static musl, `launcher` profile): policy JSON → plan (paths opened) → seccomp → restrict_self",
             micros(runs[0].median()),
         )
         .ratio(runs[0].ratio_to(&runs[1]))
