@@ -127,9 +127,8 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("load") => return webhook::load(&args[1..]),
-        _ => {}
+    if args.first().map(String::as_str) == Some("load") {
+        return webhook::load(&args[1..]);
     }
     let only: Vec<&str> = args.iter().map(String::as_str).collect();
     let wants = |part: &str| only.is_empty() || only.contains(&part);
