@@ -9,7 +9,7 @@
 //!
 //! PARSE is the policy JSON parsed, PLAN the plan made (the ABI probed,
 //! every path opened), SECCOMP the filter attached, LANDLOCK the ruleset
-//! created, filled and applied (and the plan's descriptors closed). The same
+//! created, filled and applied. The same
 //! calls in the same order as `Plan::apply`, which installs the filter then
 //! restricts; here the filter is installed by hand first so that the two
 //! are timed apart. The process is restricted afterwards: one sample per
