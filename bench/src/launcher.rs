@@ -488,3 +488,54 @@ pub fn require(path: &Path, what: &str) -> Result<PathBuf> {
     }
     Ok(path.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor gets exactly what the engine's policy says: every path
+    /// with its right, the launcher's effective port lists, and the
+    /// policy's scopes, io_uring choice and denial logging.
+    #[test]
+    fn the_floor_and_the_peers_follow_the_measured_policy() {
+        let measured = Measured::twenty_rules().unwrap();
+        let args = floor_args(&measured);
+        let pairs: Vec<(&str, &str)> = args
+            .windows(2)
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        for p in measured.rx() {
+            assert!(pairs.contains(&("-r", p.as_str())), "{p}: {args:?}");
+        }
+        for p in measured.rw() {
+            assert!(pairs.contains(&("-w", p.as_str())), "{p}: {args:?}");
+        }
+        let bind: Vec<u16> = pairs
+            .iter()
+            .filter(|(f, _)| *f == "-b")
+            .map(|(_, v)| v.parse().unwrap())
+            .collect();
+        assert_eq!(bind, [0, 8080, 8443, 9090]);
+        assert!(args.iter().any(|a| a == "-B") && args.iter().any(|a| a == "-C"));
+        let policy = &measured.policy;
+        for (flag, on) in [
+            ("-s", policy.scope.signal),
+            ("-a", policy.scope.abstract_unix_socket),
+            ("-i", policy.allow_io_uring),
+            ("-l", policy.log_denials),
+        ] {
+            assert_eq!(args.iter().any(|a| a == flag), on, "{flag}: {args:?}");
+        }
+        let sandboxer = peer_command("sandboxer", Path::new("sandboxer"), "/bin/true", &measured);
+        let env: Vec<_> = sandboxer.get_envs().collect();
+        let rw = measured.rw().join(":");
+        assert!(
+            env.iter()
+                .any(|(k, v)| *k == "LL_FS_RW" && *v == Some(rw.as_ref()))
+        );
+        assert!(
+            env.iter()
+                .any(|(k, v)| *k == "LL_TCP_CONNECT" && *v == Some("53:443:5432".as_ref()))
+        );
+    }
+}
