@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use landgate_policy::POLICY_ENV;
+
 use crate::policy::Measured;
 use crate::report::{Row, Table, micros};
 use crate::stats::interleave;
@@ -50,7 +52,7 @@ fn printed(cmd: &mut Command) -> Result<f64> {
 
 fn landgate(config: &Config, policy: &str) -> Command {
     let mut cmd = Command::new(&config.launcher);
-    cmd.args(["exec", "--"]).env("LANDGATE_POLICY", policy);
+    cmd.args(["exec", "--"]).env(POLICY_ENV, policy);
     cmd
 }
 
@@ -221,17 +223,39 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
             Peer::Missing { name, why } => missing.push((name.clone(), why.clone())),
         }
     }
+    // Every arm gets the policy variable, not only landgate's: once a
+    // variable is set, std's Command builds a whole new environment for the
+    // child, in the parent and inside the timed spawn, which would be
+    // charged to landgate's arm alone.
+    for cmd in &mut commands {
+        cmd.env(POLICY_ENV, &measured.json);
+    }
     // Warm the page cache and every binary once.
     for cmd in &mut commands {
         time(cmd)?;
     }
-    let runs = interleave(commands.len(), config.blocks, config.exec_reps, |arm| {
-        time(&mut commands[arm])
+    // Two interleaved sets: /bin/true, landgate and the floor alone, then
+    // /bin/true and landgate beside the peers. A peer's run (milliseconds,
+    // several threads, mounts or namespaces) slows the runs that follow it
+    // by more than the whole difference between landgate and the floor
+    // (measured: /bin/true itself took 3× its time in such a rotation), so
+    // the comparison the goal is about is kept away from them.
+    let core = [0, 1, 2];
+    let runs = interleave(core.len(), config.blocks, config.exec_reps, |arm| {
+        time(&mut commands[core[arm]])
     })?;
+    let peer_arms: Vec<usize> = [0, 1].into_iter().chain(3..commands.len()).collect();
+    let peer_runs = if peer_arms.len() > 2 {
+        interleave(peer_arms.len(), config.blocks, config.exec_reps, |arm| {
+            time(&mut commands[peer_arms[arm]])
+        })?
+    } else {
+        Vec::new()
+    };
     let base = &runs[0];
     let (lg, floor) = (&runs[1], &runs[2]);
     table.section(&format!(
-        "Launcher: one exec of /bin/true, median µs ({} blocks × {} runs, interleaved); policy: what the engine writes for a {} ({}): `{}`",
+        "Launcher: one exec of /bin/true, median µs ({} blocks × {} runs, interleaved; the peers in a second interleaved set with /bin/true and landgate, their ratios from that set); policy: what the engine writes for a {} ({}): `{}`",
         config.blocks, config.exec_reps, measured.pod, measured.shape(), measured.json
     ));
     table.row(Row::new("`/bin/true` run directly (baseline)", micros(base.median())).ratio(1.0));
@@ -258,7 +282,9 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
         )
         .ratio(floor.ratio_to(base)),
     );
-    for (i, name) in names.iter().enumerate().skip(3) {
+    for (j, &command) in peer_arms.iter().enumerate().skip(2) {
+        let name = &names[command];
+        let (run, peer_base, peer_lg) = (&peer_runs[j], &peer_runs[0], &peer_runs[1]);
         let what = match name.as_str() {
             "sandboxer" => "rust-landlock `sandboxer` example (same paths, ports and scopes)",
             "bwrap" => "`bwrap --ro-bind / / /bin/true`",
@@ -271,11 +297,11 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
             _ => name,
         };
         table.row(
-            Row::new(what, micros(runs[i].median()))
-                .ratio(runs[i].ratio_to(base))
+            Row::new(what, micros(run.median()))
+                .ratio(run.ratio_to(peer_base))
                 .goal(&format!(
                     "landgate well ahead: this takes {:.2}× landgate's time",
-                    runs[i].ratio_to(lg)
+                    run.ratio_to(peer_lg)
                 )),
         );
     }
@@ -417,7 +443,10 @@ pub fn open_tax_rows(config: &Config, table: &mut Table) -> Result<()> {
     })?;
     let tar_dir = "/usr/share";
     let mut tar_direct = quiet(Command::new("tar"));
-    tar_direct.args(["-cf", "/dev/null", tar_dir]);
+    // The same environment as the sandboxed arm (see `exec_rows`).
+    tar_direct
+        .args(["-cf", "/dev/null", tar_dir])
+        .env(POLICY_ENV, &measured.json);
     let mut tar_sandboxed = quiet(landgate(config, &measured.json));
     tar_sandboxed.args(["tar", "-cf", "/dev/null", tar_dir]);
     time(&mut tar_direct)?;
