@@ -27,9 +27,16 @@ if ((${#need[@]})); then
         { apt-get update -qq >>"$log" 2>&1 && apt-get install -y -qq "${need[@]}" >>"$log" 2>&1; }
 fi
 
+# `just bench launcher` needs neither the webhook (a fat-LTO build, minutes
+# on two cores) nor the criterion run.
+webhook=1
+if (($#)) && [[ " $* " != *" webhook "* ]]; then webhook=0; fi
+
 echo "bench: building landgate (static musl launcher; webhook with bench-echo; the driver)"
-cargo build -q --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher
-cargo build -q --profile release-bench --target x86_64-unknown-linux-musl -p landgate-webhook --features bench-echo
+cargo build -q --profile launcher --target x86_64-unknown-linux-musl -p landgate-launcher --bin landgate --example ruleset_timing
+if ((webhook)); then
+    cargo build -q --profile release-bench --target x86_64-unknown-linux-musl -p landgate-webhook --features bench-echo
+fi
 cargo build -q --release -p landgate-bench
 musl-gcc -static -O2 -o "$out/floor" bench/floor/floor.c
 musl-gcc -static -O2 -o "$out/openloop" bench/floor/openloop.c
@@ -94,7 +101,7 @@ fi
 
 # The engine against plain serde: criterion's own `review` bench.
 criterion=$out/criterion-review.txt
-if [[ ${LANDGATE_BENCH_SKIP_CRITERION:-} != 1 ]]; then
+if ((webhook)) && [[ ${LANDGATE_BENCH_SKIP_CRITERION:-} != 1 ]]; then
     echo "bench: criterion review bench (10 containers)"
     # Thin LTO: the release profile's fat LTO takes tens of minutes on two
     # shared cores, and both sides of this ratio are built alike.
@@ -108,6 +115,7 @@ LANDGATE_BENCH_LAUNCHER=$target/x86_64-unknown-linux-musl/launcher/landgate \
 LANDGATE_BENCH_WEBHOOK=$target/x86_64-unknown-linux-musl/release-bench/landgate-webhook \
 LANDGATE_BENCH_FLOOR=$out/floor \
 LANDGATE_BENCH_OPENLOOP=$out/openloop \
+LANDGATE_BENCH_RULESET=$target/x86_64-unknown-linux-musl/launcher/examples/ruleset_timing \
 LANDGATE_BENCH_PEERS="${peer_list[*]}" \
 LANDGATE_BENCH_CRITERION=$criterion \
 LANDGATE_BENCH_OUT=$root/bench/results.md \

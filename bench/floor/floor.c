@@ -5,13 +5,20 @@
  * syscalls and nothing else, then execve. Whatever a launcher does beyond
  * this is its own overhead.
  *
- *   floor [-r PATH]... [-w PATH]... [-b PORT]... [-c PORT]... [-t] -- CMD [ARG]...
+ *   floor [-r PATH]... [-w PATH]... [-B] [-b PORT]... [-C] [-c PORT]...
+ *         [-s] [-a] [-i] [-l] [-t] -- CMD [ARG]...
  *
  * -r: read + execute beneath PATH (landgate's fs.rx); -w: every right
- * (fs.rw); -b/-c: TCP bind/connect ports (any -b handles bind, any -c
- * connect; bind also allows port 0, as landgate does). Signals and abstract
- * UNIX sockets are scoped. -t: time the sandbox set-up (opening the paths
- * to restrict_self) and print it in nanoseconds instead of running CMD.
+ * (fs.rw); -B/-C: handle TCP bind/connect (-b/-c imply them), -b/-c: the
+ * ports allowed, as given (the bench passes landgate's effective lists, the
+ * ephemeral 0 included). -s/-a: scope signals/abstract UNIX sockets. -i:
+ * leave io_uring alone (allow_io_uring). -l: log the command's denials
+ * (log_denials; otherwise the kernel's default, none after this exec).
+ * -t: time the sandbox set-up (opening the paths to restrict_self) and
+ * print "TOTAL PATHS LANDLOCK SECCOMP" in nanoseconds instead of running
+ * CMD: PATHS is opening them (O_CLOEXEC descriptors, left for execve
+ * to close, as landgate does), LANDLOCK the Landlock syscalls and
+ * no_new_privs, SECCOMP building and attaching the filter.
  *
  * x86_64 only; built with `musl-gcc -static -O2` by the bench recipe.
  */
@@ -41,10 +48,12 @@
 #define FS_READ (FS_EXECUTE | FS_READ_FILE | FS_READ_DIR)
 #define NET_BIND (1ULL << 0)
 #define NET_CONNECT (1ULL << 1)
-#define SCOPE_ALL 3ULL /* abstract UNIX sockets, signals */
+#define SCOPE_ABSTRACT_UNIX 1ULL
+#define SCOPE_SIGNAL 2ULL
 #define RULE_PATH_BENEATH 1
 #define RULE_NET_PORT 2
 #define RESTRICT_SELF_LOG_SAME_EXEC_OFF 1U
+#define RESTRICT_SELF_LOG_NEW_EXEC_ON 2U
 
 struct ruleset_attr { uint64_t fs, net, scoped; };
 struct path_beneath { uint64_t access; int32_t fd; } __attribute__((packed));
@@ -82,7 +91,7 @@ static void emit(uint16_t code, uint8_t jt, uint8_t jf, uint32_t k) {
 /* One program: socket(.., IPPROTO_MPTCP) -> EPROTONOSUPPORT; io_uring_* ->
  * ENOSYS; with connect rules, send{to,msg,mmsg}(MSG_FASTOPEN) -> EOPNOTSUPP.
  * Native and x32 numbers; any other architecture is killed. */
-static void build_filter(int fastopen) {
+static void build_filter(int fastopen, int io_uring) {
     static const uint32_t uring[] = {425, 426, 427, 425 | X32, 426 | X32, 427 | X32};
     /* syscall, index of its flags argument */
     static const uint32_t sends[][2] = {
@@ -97,10 +106,11 @@ static void build_filter(int fastopen) {
         emit(JEQ_K, 0, 1, 262);
         emit(RET_K, 0, 0, RET_ERRNO(93));
     }
-    for (int i = 0; i < 6; i++) {
-        emit(JEQ_K, 0, 1, uring[i]);
-        emit(RET_K, 0, 0, RET_ERRNO(38));
-    }
+    if (io_uring)
+        for (int i = 0; i < 6; i++) {
+            emit(JEQ_K, 0, 1, uring[i]);
+            emit(RET_K, 0, 0, RET_ERRNO(38));
+        }
     if (fastopen)
         for (int i = 0; i < 6; i++) {
             emit(JEQ_K, 0, 3, sends[i][0]);
@@ -135,57 +145,77 @@ int main(int argc, char **argv) {
     uint64_t access[MAX_RULES];
     uint64_t bind[MAX_PORTS], connect[MAX_PORTS];
     int npaths = 0, nbind = 0, nconnect = 0, timing = 0, i = 1;
+    int handle_bind = 0, handle_connect = 0, allow_uring = 0, log_new_exec = 0;
+    uint64_t scoped = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) { i++; break; }
         if (!strcmp(a, "-t")) { timing = 1; continue; }
+        if (!strcmp(a, "-B")) { handle_bind = 1; continue; }
+        if (!strcmp(a, "-C")) { handle_connect = 1; continue; }
+        if (!strcmp(a, "-s")) { scoped |= SCOPE_SIGNAL; continue; }
+        if (!strcmp(a, "-a")) { scoped |= SCOPE_ABSTRACT_UNIX; continue; }
+        if (!strcmp(a, "-i")) { allow_uring = 1; continue; }
+        if (!strcmp(a, "-l")) { log_new_exec = 1; continue; }
         if (i + 1 >= argc || a[0] != '-' || a[2]) { dprintf(2, "floor: usage\n"); return 125; }
         const char *v = argv[++i];
         switch (a[1]) {
         case 'r': paths[npaths] = v; access[npaths++] = FS_READ; break;
         case 'w': paths[npaths] = v; access[npaths++] = FS_ALL; break;
-        case 'b': bind[nbind++] = strtoull(v, 0, 10); break;
-        case 'c': connect[nconnect++] = strtoull(v, 0, 10); break;
+        case 'b': bind[nbind++] = strtoull(v, 0, 10); handle_bind = 1; break;
+        case 'c': connect[nconnect++] = strtoull(v, 0, 10); handle_connect = 1; break;
         default: dprintf(2, "floor: usage\n"); return 125;
         }
         if (npaths == MAX_RULES || nbind == MAX_PORTS || nconnect == MAX_PORTS) return 125;
     }
     if (!timing && i >= argc) { dprintf(2, "floor: missing command\n"); return 125; }
 
-    long long start = now_ns();
-    struct ruleset_attr attr = {FS_ALL, (nbind ? NET_BIND : 0) | (nconnect ? NET_CONNECT : 0), SCOPE_ALL};
+    long long start = now_ns(), paths_ns = 0, seccomp_ns = 0;
+    struct ruleset_attr attr = {FS_ALL, (handle_bind ? NET_BIND : 0) | (handle_connect ? NET_CONNECT : 0), scoped};
     int ruleset = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
     if (ruleset < 0) die("landlock_create_ruleset");
     for (int p = 0; p < npaths; p++) {
-        int fd = open(paths[p], O_PATH | O_CLOEXEC);
+        /* The raw syscall: musl's open() sets FD_CLOEXEC a second time
+         * with fcntl. A directory is asked for first, so that the common
+         * case needs no fstat (as landgate does). */
+        long long t = now_ns();
+        int is_dir = 1;
+        int fd = syscall(SYS_openat, AT_FDCWD, paths[p], O_PATH | O_CLOEXEC | O_DIRECTORY);
+        if (fd < 0 && errno == ENOTDIR) {
+            fd = syscall(SYS_openat, AT_FDCWD, paths[p], O_PATH | O_CLOEXEC);
+            struct stat st;
+            if (fd >= 0 && fstat(fd, &st)) die(paths[p]);
+            is_dir = fd >= 0 && S_ISDIR(st.st_mode);
+        }
         if (fd < 0) {
             if (errno == ENOENT || errno == ENOTDIR) continue;
             die(paths[p]);
         }
-        struct stat st;
-        if (fstat(fd, &st)) die(paths[p]);
+        paths_ns += now_ns() - t;
         struct path_beneath rule = {access[p], fd};
-        if (!S_ISDIR(st.st_mode)) rule.access &= FS_FILE;
+        if (!is_dir) rule.access &= FS_FILE;
         if (syscall(SYS_landlock_add_rule, ruleset, RULE_PATH_BENEATH, &rule, 0)) die("landlock_add_rule");
-        close(fd);
+        /* Not closed: O_CLOEXEC, and only execve remains (as landgate). */
     }
-    if (nbind) bind[nbind++] = 0;
     for (int n = 0; n < nbind + nconnect; n++) {
         struct net_port rule = n < nbind ? (struct net_port){NET_BIND, bind[n]}
                                          : (struct net_port){NET_CONNECT, connect[n - nbind]};
         if (syscall(SYS_landlock_add_rule, ruleset, RULE_NET_PORT, &rule, 0)) die("landlock_add_rule");
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("no_new_privs");
-    if (nbind || nconnect) {
-        build_filter(nconnect > 0);
+    if (handle_bind || handle_connect) {
+        long long t = now_ns();
+        build_filter(handle_connect, !allow_uring);
         patch_fallthroughs();
         struct sock_fprog fprog = {(unsigned short)len, prog};
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog)) die("seccomp");
+        seccomp_ns = now_ns() - t;
     }
-    if (syscall(SYS_landlock_restrict_self, ruleset, RESTRICT_SELF_LOG_SAME_EXEC_OFF)) die("landlock_restrict_self");
-    close(ruleset);
+    unsigned flags = log_new_exec ? RESTRICT_SELF_LOG_NEW_EXEC_ON : RESTRICT_SELF_LOG_SAME_EXEC_OFF;
+    if (syscall(SYS_landlock_restrict_self, ruleset, flags)) die("landlock_restrict_self");
     if (timing) {
-        printf("%lld\n", now_ns() - start);
+        long long total = now_ns() - start;
+        printf("%lld %lld %lld %lld\n", total, paths_ns, total - paths_ns - seccomp_ns, seccomp_ns);
         return 0;
     }
     extern char **environ;

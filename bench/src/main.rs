@@ -4,6 +4,8 @@
 //! The recipe builds what is measured and passes it in the environment:
 //! `LANDGATE_BENCH_LAUNCHER` (the static musl `landgate`),
 //! `LANDGATE_BENCH_FLOOR` and `LANDGATE_BENCH_OPENLOOP` (bench/floor/),
+//! `LANDGATE_BENCH_RULESET` (the launcher's `ruleset_timing` example, built
+//! like the launcher),
 //! `LANDGATE_BENCH_WEBHOOK` (built with `bench-echo`),
 //! `LANDGATE_BENCH_PEERS` (`name=path` or `name=!why it is missing`,
 //! comma-separated), `LANDGATE_BENCH_CRITERION` (the `review` bench's
@@ -12,12 +14,12 @@
 //! and `LANDGATE_BENCH_SETTLE` (seconds before the last RSS reading,
 //! default 60) shorten or lengthen it.
 //!
-//! Sub-commands used by the run itself: `ruleset POLICY` (one in-process
-//! build + apply, see [`launcher::ruleset_child`]) and `load ...` (the
-//! project's load generator, see [`webhook::load`]). Figures print; nothing
+//! Sub-command used by the run itself: `load ...` (the project's load
+//! generator, see [`webhook::load`]). Figures print; nothing
 //! here fails on a missed goal.
 
 mod launcher;
+mod policy;
 mod report;
 mod stats;
 mod webhook;
@@ -37,6 +39,7 @@ pub struct Config {
     launcher: PathBuf,
     floor: PathBuf,
     openloop: PathBuf,
+    ruleset: PathBuf,
     webhook: PathBuf,
     peers: Vec<Peer>,
     criterion: Option<PathBuf>,
@@ -88,6 +91,7 @@ impl Config {
             launcher: env_path("LANDGATE_BENCH_LAUNCHER")?,
             floor: env_path("LANDGATE_BENCH_FLOOR")?,
             openloop: env_path("LANDGATE_BENCH_OPENLOOP")?,
+            ruleset: env_path("LANDGATE_BENCH_RULESET")?,
             webhook: env_path("LANDGATE_BENCH_WEBHOOK")?,
             peers,
             criterion: std::env::var_os("LANDGATE_BENCH_CRITERION").map(PathBuf::from),
@@ -123,12 +127,8 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("ruleset") => {
-            return launcher::ruleset_child(args.get(1).context("ruleset POLICY")?);
-        }
-        Some("load") => return webhook::load(&args[1..]),
-        _ => {}
+    if args.first().map(String::as_str) == Some("load") {
+        return webhook::load(&args[1..]);
     }
     let only: Vec<&str> = args.iter().map(String::as_str).collect();
     let wants = |part: &str| only.is_empty() || only.contains(&part);

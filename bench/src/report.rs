@@ -85,6 +85,8 @@ impl Table {
 pub fn micros(us: f64) -> String {
     if us >= 10_000.0 {
         format!("{:.1} ms", us / 1000.0)
+    } else if us < 100.0 {
+        format!("{us:.1} µs")
     } else {
         format!("{us:.0} µs")
     }

@@ -55,6 +55,17 @@ pub fn resolve(
     path_var: Option<&OsStr>,
     me: SelfFile,
 ) -> Result<Resolved, LaunchError> {
+    resolve_lazily(name, path_var, || Ok(me))
+}
+
+/// [`resolve`], asking for the launcher's own file only when a PATH search
+/// finds a candidate: a name with a slash (the usual container command)
+/// then costs no `stat` of `/proc/self/exe`.
+pub fn resolve_lazily(
+    name: &OsStr,
+    path_var: Option<&OsStr>,
+    mut me: impl FnMut() -> Result<SelfFile, LaunchError>,
+) -> Result<Resolved, LaunchError> {
     if name.is_empty() {
         return Err(LaunchError::Usage("the command name is empty".to_owned()));
     }
@@ -64,6 +75,7 @@ pub fn resolve(
             skipped_self: false,
         });
     }
+    let mut known: Option<SelfFile> = None;
     let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut skipped_self = false;
     for dir in std::env::split_paths(path_var) {
@@ -80,7 +92,11 @@ pub fn resolve(
         if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
             continue;
         }
-        if me.is(&meta) {
+        let this = match known {
+            Some(file) => file,
+            None => *known.insert(me()?),
+        };
+        if this.is(&meta) {
             skipped_self = true;
             continue;
         }
@@ -257,6 +273,32 @@ mod tests {
         let found = resolve(OsStr::new("./x"), Some(OsStr::new("")), me).unwrap();
         assert_eq!(found.program, PathBuf::from("./x"));
         assert!(resolve(OsStr::new(""), None, me).is_err());
+    }
+
+    #[test]
+    fn the_launchers_own_file_is_asked_for_only_by_a_path_search_and_once() {
+        let found = resolve_lazily(OsStr::new("/bin/sh"), None, || {
+            panic!("a name with a slash needs no PATH search")
+        })
+        .unwrap();
+        assert_eq!(found.program, PathBuf::from("/bin/sh"));
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        executable(&a.join("tool"));
+        executable(&b.join("tool"));
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        let me_is_a = |asked: &mut u32| {
+            *asked += 1;
+            Ok(me_at(&a.join("tool")))
+        };
+        let mut asked_here = 0;
+        let found =
+            resolve_lazily(OsStr::new("tool"), Some(&path), || me_is_a(&mut asked_here)).unwrap();
+        assert_eq!(found.program, b.join("tool"));
+        assert!(found.skipped_self);
+        assert_eq!(asked_here, 1);
     }
 
     #[test]

@@ -34,6 +34,27 @@ pub fn run(argv: Vec<OsString>) -> u8 {
 fn dispatch(argv: Vec<OsString>) -> Result<u8, LaunchError> {
     let wrappers_env = env::var(WRAPPERS_ENV).ok();
     match cli::parse(argv, wrappers_env.as_deref())? {
+        Invocation::Exec {
+            policy,
+            dry_run: false,
+            command,
+        } => {
+            let (name, args) = split_command(&command)?;
+            Err(sandboxed_exec(&policy, name, name, args))
+        }
+        Invocation::Wrapper { argv0, name, args } => Err(wrapper(&argv0, &name, &args)),
+        other => not_exec(other),
+    }
+}
+
+/// Every invocation but `exec` and wrapper mode. Kept out of line: inlined
+/// into `run`, `install`'s copy buffer (8 KiB) alone made `run`'s stack
+/// frame three pages, each a page fault on every exec, which is the
+/// launcher's hot path.
+#[inline(never)]
+#[cold]
+fn not_exec(invocation: Invocation) -> Result<u8, LaunchError> {
+    match invocation {
         Invocation::Help => {
             print!("{USAGE}");
             Ok(0)
@@ -61,20 +82,10 @@ fn dispatch(argv: Vec<OsString>) -> Result<u8, LaunchError> {
             );
             Ok(0)
         }
-        Invocation::Check { policy, command } => check(&policy, &command),
-        Invocation::Exec {
-            policy,
-            dry_run: true,
-            command,
+        Invocation::Check { policy, command }
+        | Invocation::Exec {
+            policy, command, ..
         } => check(&policy, &command),
-        Invocation::Exec {
-            policy,
-            dry_run: false,
-            command,
-        } => {
-            let (name, args) = split_command(&command)?;
-            Err(sandboxed_exec(&policy, name, name, args))
-        }
         Invocation::Wrapper { argv0, name, args } => Err(wrapper(&argv0, &name, &args)),
     }
 }
@@ -127,7 +138,7 @@ fn sandboxed_exec(
         // applying must not let a `required` policy run below full.
         require(policy.enforcement, &assessment, &what)?;
         if assessment.status != Status::FullyEnforced || !(policy.quiet || quiet_env()) {
-            eprintln!("landgate: {}", assessment.summary());
+            say(&format!("landgate: {}\n", assessment.summary()));
         }
         Ok(resolved)
     })();
@@ -161,14 +172,14 @@ fn check(source: &PolicySource, command: &[OsString]) -> Result<u8, LaunchError>
 fn prepare(policy: &Policy) -> Result<Plan, LaunchError> {
     let plan = Plan::new(policy, LandlockSupport::detect())?;
     for warning in plan.warnings() {
-        eprintln!("landgate: warning: {warning}");
+        say(&format!("landgate: warning: {warning}\n"));
     }
     Ok(plan)
 }
 
 /// `name` on `$PATH`, skipping the launcher itself (its wrappers).
 fn resolve_command(name: &OsStr) -> Result<Resolved, LaunchError> {
-    exec::resolve(name, env::var_os("PATH").as_deref(), SelfFile::current()?)
+    exec::resolve_lazily(name, env::var_os("PATH").as_deref(), SelfFile::current)
 }
 
 /// `enforcement: required` refuses anything below FullyEnforced, except gaps
@@ -201,6 +212,14 @@ fn load_policy(source: &PolicySource, what: &str) -> Result<Policy, LaunchError>
         }
     };
     Ok(Policy::from_json(&json)?)
+}
+
+/// One line to stderr in one `write`: `eprintln!` writes each piece of its
+/// format apart (stderr is unbuffered), three syscalls for the status line
+/// that the engine's policies print on every exec.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 fn quiet_env() -> bool {

@@ -10,7 +10,7 @@
 //! probes and a second `no_new_privs`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use landgate_policy::Enforcement;
 use landlock::{AccessNet, BitFlags};
@@ -181,6 +181,13 @@ impl Plan {
                 return Err(LaunchError::TooManyLayers);
             }
             return Err(err);
+        }
+        // Restricted: only execve remains, and every descriptor here is
+        // O_CLOEXEC, so execve closes them. Closing them now would be one
+        // syscall each (fourteen for a baseline pod) on every exec.
+        let _ = ruleset.into_raw_fd();
+        for rule in self.fs.into_iter().flat_map(|fs| fs.rules) {
+            let _ = rule.fd.into_raw_fd();
         }
         Ok(())
     }

@@ -177,16 +177,31 @@ fn open_path(
 }
 
 /// `path` opened `O_PATH | O_CLOEXEC` (what Landlock rules name), and
-/// whether it is a directory, from `fstat` on that descriptor: the same
-/// file the rule will name. Bare syscalls: two per path, where std and
-/// `landlock::PathFd` take five (musl sets `FD_CLOEXEC` again, the
-/// descriptor is duplicated to be stat'ed, then closed).
-#[allow(unsafe_code)]
+/// whether it is a directory. Bare syscalls: std and `landlock::PathFd`
+/// take five per path (musl sets `FD_CLOEXEC` again, the descriptor is
+/// duplicated to be stat'ed, then closed). Policy paths are nearly all
+/// directories, so the first open asks for one (`O_DIRECTORY`): when it
+/// succeeds, the kernel has said what the descriptor is and no `fstat` is
+/// needed. Anything else (ENOTDIR: a file, or a parent that is not a
+/// directory) is opened again without it and `fstat`ed, on that descriptor:
+/// the same file the rule will name.
 fn open_o_path(path: &AbsPath) -> io::Result<(OwnedFd, bool)> {
     use std::os::unix::ffi::OsStrExt;
     let path: &std::path::Path = path.as_ref();
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in path"))?;
+    match open_at(&c_path, libc::O_DIRECTORY) {
+        Ok(fd) => return Ok((fd, true)),
+        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => {}
+        Err(err) => return Err(err),
+    }
+    let fd = open_at(&c_path, 0)?;
+    let dir = is_dir(&fd)?;
+    Ok((fd, dir))
+}
+
+#[allow(unsafe_code)]
+fn open_at(c_path: &std::ffi::CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: `c_path` is NUL-terminated and outlives the call; openat
     // returns a new descriptor or -1.
     let raw = unsafe {
@@ -194,7 +209,7 @@ fn open_o_path(path: &AbsPath) -> io::Result<(OwnedFd, bool)> {
             libc::SYS_openat,
             libc::AT_FDCWD,
             c_path.as_ptr(),
-            libc::O_PATH | libc::O_CLOEXEC,
+            libc::O_PATH | libc::O_CLOEXEC | flags,
         )
     };
     if raw < 0 {
@@ -202,15 +217,19 @@ fn open_o_path(path: &AbsPath) -> io::Result<(OwnedFd, bool)> {
     }
     // SAFETY: `raw` is a descriptor the kernel just returned, owned by no
     // one else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
+#[allow(unsafe_code)]
+fn is_dir(fd: &OwnedFd) -> io::Result<bool> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `fd` is open; fstat fills `stat` on success.
-    if unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd), stat.as_mut_ptr()) } != 0 {
+    if unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(fd), stat.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fstat succeeded, so `stat` is initialised.
     let mode = unsafe { stat.assume_init() }.st_mode;
-    Ok((fd, mode & libc::S_IFMT == libc::S_IFDIR))
+    Ok(mode & libc::S_IFMT == libc::S_IFDIR)
 }
 
 #[cfg(test)]
@@ -299,6 +318,28 @@ mod tests {
         );
         assert!(text.contains("tcp connect: unrestricted"), "{text}");
         assert!(text.contains("status: FullyEnforced (abi 7)"), "{text}");
+    }
+
+    #[test]
+    fn directories_files_links_and_paths_beneath_a_file_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let file_link = dir.path().join("file-link");
+        std::os::unix::fs::symlink(&file, &file_link).unwrap();
+        let abs = |p: &std::path::Path| p.to_str().unwrap().parse::<AbsPath>().unwrap();
+        let (dir_fd, dir_is_dir) = open_o_path(&abs(dir.path())).unwrap();
+        assert!(dir_is_dir);
+        for (path, want) in [(&link, true), (&file, false), (&file_link, false)] {
+            let (fd, is) = open_o_path(&abs(path)).unwrap();
+            assert_eq!(is, want, "{}", path.display());
+            assert_eq!(is_dir(&fd).unwrap(), want, "{}", path.display());
+        }
+        assert!(is_dir(&dir_fd).unwrap());
+        let beneath_file = open_o_path(&abs(&file.join("child"))).unwrap_err();
+        assert_eq!(beneath_file.raw_os_error(), Some(libc::ENOTDIR));
     }
 
     #[test]
