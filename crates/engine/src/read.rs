@@ -208,7 +208,8 @@ impl<'a> Pass<'a> {
             (List::Init, init_containers),
             (List::App, spec.containers.as_slice()),
         ];
-        let mut found: Vec<(List, usize, &'a Container, Cow<'a, Container>)> = Vec::new();
+        let mut found: Vec<(List, usize, &'a Container, Cow<'a, Container>)> =
+            Vec::with_capacity(init_containers.len() + spec.containers.len());
         for (list, containers) in lists {
             for (index, container) in containers.iter().enumerate() {
                 if wrapped_before && list == List::Init && Some(index) == init_pos {
