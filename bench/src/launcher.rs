@@ -36,18 +36,10 @@ fn time(cmd: &mut Command) -> Result<f64> {
 /// What one run prints on stdout, as a number. Its stderr (landgate's
 /// status line) is shown only when it fails.
 fn printed(cmd: &mut Command) -> Result<f64> {
-    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    match printed_all(cmd)?.as_slice() {
+        [n] => Ok(*n),
+        all => bail!("{cmd:?} printed {} numbers, one expected", all.len()),
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .parse()
-        .with_context(|| format!("{cmd:?} printed {text:?}"))
 }
 
 fn landgate(config: &Config, policy: &str) -> Command {
@@ -321,8 +313,8 @@ pub fn exec_rows(config: &Config, table: &mut Table) -> Result<()> {
     Ok(())
 }
 
-/// What one `ruleset_timing` or `floor -t` run prints: numbers, in
-/// nanoseconds.
+/// The numbers one run prints on stdout (`ruleset_timing` and `floor -t`:
+/// nanoseconds). Its stderr is shown only when it fails.
 fn printed_all(cmd: &mut Command) -> Result<Vec<f64>> {
     let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
     if !out.status.success() {
