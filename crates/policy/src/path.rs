@@ -220,4 +220,60 @@ mod tests {
             }
         }
     }
+
+    /// Every string of up to six characters over `/ . a -`, against the
+    /// `Path::components` reading this type had before it was held as
+    /// text: the same paths accepted, refused and normalised, and the same
+    /// order between every pair accepted.
+    #[test]
+    fn agrees_with_path_components_exhaustively() {
+        use std::path::{Component, PathBuf};
+        let reference = |raw: &str| -> Option<PathBuf> {
+            let path = Path::new(raw);
+            if path.components().any(|c| c == Component::ParentDir) {
+                return None;
+            }
+            Some(
+                std::iter::once(Component::RootDir)
+                    .chain(
+                        path.components()
+                            .filter(|c| matches!(c, Component::Normal(_))),
+                    )
+                    .collect(),
+            )
+        };
+        let mut all = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..6 {
+            frontier = frontier
+                .iter()
+                .flat_map(|s| ['/', '.', 'a', '-'].map(|c| format!("{s}{c}")))
+                .collect();
+            all.extend(frontier.iter().cloned());
+        }
+        let mut accepted = Vec::new();
+        for raw in &all {
+            let ours = AbsPath::rooted(raw);
+            let theirs = reference(raw);
+            assert_eq!(
+                ours.as_ref().map(AbsPath::as_path),
+                theirs.as_deref(),
+                "rooted({raw:?})"
+            );
+            if raw.starts_with('/') {
+                assert_eq!(raw.parse::<AbsPath>().ok(), ours, "parse({raw:?})");
+            }
+            accepted.extend(ours);
+        }
+        accepted.sort_by(|a, b| a.as_path().cmp(b.as_path()));
+        accepted.dedup();
+        for pair in accepted.windows(2) {
+            assert_eq!(pair[0].cmp(&pair[1]), Ordering::Less, "{pair:?}");
+        }
+        for (i, a) in accepted.iter().enumerate().step_by(7) {
+            for b in accepted.iter().skip(i % 5).step_by(3) {
+                assert_eq!(a.cmp(b), a.as_path().cmp(b.as_path()), "{a} vs {b}");
+            }
+        }
+    }
 }
