@@ -7,7 +7,7 @@
 //! /landgate/bin/<wrapper>   -> ../landgate, first on every wrapped PATH
 //! ```
 
-use std::path::Path;
+use crate::AbsPath;
 
 /// The launcher volume's mount path.
 pub const DIR: &str = "/landgate";
@@ -27,22 +27,32 @@ pub const VOLUME: &str = "landgate";
 pub const INIT_CONTAINER: &str = "landgate-init";
 
 /// True when `path` is [`DIR`] or lies beneath it (whole components:
-/// `/landgatex` is not).
-pub fn in_dir(path: impl AsRef<Path>) -> bool {
-    path.as_ref().starts_with(DIR)
+/// `/landgatex` is not). On the normalised text: the engine asks it of every
+/// mount and PATH entry of every container.
+pub fn in_dir(path: &AbsPath) -> bool {
+    path.as_str()
+        .strip_prefix(DIR)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    fn in_dir_text(path: &str) -> bool {
+        in_dir(&path.parse().unwrap())
+    }
 
     #[test]
     fn the_layout_is_one_directory() {
-        for path in [LAUNCHER, WRAPPER_DIR] {
-            assert!(in_dir(path), "{path}");
+        for path in [DIR, LAUNCHER, WRAPPER_DIR, "/landgate/", "//landgate/./bin"] {
+            assert!(in_dir_text(path), "{path}");
         }
         assert_eq!(Path::new(LAUNCHER).file_name().unwrap(), LAUNCHER_NAME);
-        assert!(!in_dir("/landgatex"));
-        assert!(!in_dir(IMAGE_LAUNCHER));
+        for path in ["/landgatex", "/landgat", "/", "/x/landgate", IMAGE_LAUNCHER] {
+            assert!(!in_dir_text(path), "{path}");
+        }
     }
 }
