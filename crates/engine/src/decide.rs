@@ -348,25 +348,10 @@ impl Pass<'_> {
     /// writable (a shared emptyDir read-only here, written by a sidecar, or
     /// by a debug container `kubectl debug` added: none at creation).
     pub(crate) fn shared_writable(&self, c: &Container) -> Vec<AbsPath> {
-        let volumes = self.spec.volumes.as_deref().unwrap_or_default();
-        let ephemeral = self
-            .spec
-            .ephemeral_containers
-            .iter()
-            .flatten()
-            .flat_map(|e| e.volume_mounts.iter().flatten());
-        let written: Vec<&str> = self
-            .views
-            .iter()
-            .flat_map(|v| v.current.volume_mounts.iter().flatten())
-            .chain(ephemeral)
-            .filter(|m| derive::mounts_writable(m, volumes))
-            .map(|m| m.name.as_str())
-            .collect();
         c.volume_mounts
             .iter()
             .flatten()
-            .filter(|m| written.contains(&m.name.as_str()))
+            .filter(|m| self.written.binary_search(&m.name.as_str()).is_ok())
             .filter_map(|m| mount_path::normalise(&m.mount_path).ok())
             .collect()
     }

@@ -158,6 +158,10 @@ pub(crate) struct Pass<'a> {
     pub(crate) init_pos: Option<usize>,
     pub(crate) volume_pos: Option<usize>,
     pub(crate) views: Vec<View<'a>>,
+    /// The volumes some container of the pod (a view, or an ephemeral
+    /// container) mounts writable, by name: read once, asked of every
+    /// container's PATH ([`Pass::shared_writable`]).
+    pub(crate) written: Vec<&'a str>,
 }
 
 impl<'a> Pass<'a> {
@@ -196,6 +200,7 @@ impl<'a> Pass<'a> {
             init_pos,
             volume_pos,
             views: Vec::new(),
+            written: Vec::new(),
         };
         if wrapped_before {
             pass.verify_pod_level()?;
@@ -268,10 +273,32 @@ impl<'a> Pass<'a> {
                 }
             })
             .collect();
+        pass.written = written_volumes(spec, &pass.views);
         Ok(pass)
     }
 
     pub(crate) fn record_of(&self, name: &str) -> Option<&WrappedContainer> {
         self.status.as_ref().and_then(|s| s.containers.get(name))
     }
+}
+
+/// The names of the volumes that `views` or the pod's ephemeral containers
+/// mount writable.
+fn written_volumes<'a>(spec: &'a PodSpec, views: &[View<'a>]) -> Vec<&'a str> {
+    let volumes = spec.volumes.as_deref().unwrap_or_default();
+    let ephemeral = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .flat_map(|e| e.volume_mounts.iter().flatten());
+    let mut written: Vec<&'a str> = views
+        .iter()
+        .flat_map(|v| v.current.volume_mounts.iter().flatten())
+        .chain(ephemeral)
+        .filter(|m| derive::mounts_writable(m, volumes))
+        .map(|m| m.name.as_str())
+        .collect();
+    written.sort_unstable();
+    written.dedup();
+    written
 }
