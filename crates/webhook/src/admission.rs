@@ -20,6 +20,7 @@ use landgate_engine::mutate::NO_IMAGES;
 use landgate_engine::settings::Settings;
 use landgate_engine::{Mutation, Outcome, PodContext, mutate_pod, update, validate_pod};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// The only AdmissionReview version the webhook registers for.
 const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
@@ -514,7 +515,7 @@ struct ResponseBody<'a> {
     allowed: bool,
     status: &'a kube::core::Status,
     #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
+    patch: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
@@ -524,10 +525,8 @@ struct ResponseBody<'a> {
 }
 
 fn encode(response: &AdmissionResponse) -> Vec<u8> {
-    let patch = response
-        .patch
-        .as_ref()
-        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+    let patch = response.patch.as_deref().map(base64_string);
+    let size = patch.as_ref().map_or(0, |p| p.get().len()) + 1024;
     let body = ReviewBody {
         api_version: &response.types.api_version,
         kind: &response.types.kind,
@@ -541,9 +540,24 @@ fn encode(response: &AdmissionResponse) -> Vec<u8> {
             warnings: response.warnings.as_ref(),
         },
     };
+    // The patch and room for the rest, written once.
+    let mut out = Vec::with_capacity(size);
     // Strings, numbers and maps of strings: serialisation cannot fail.
-    serde_json::to_vec(&body)
-        .unwrap_or_else(|err| unreachable!("AdmissionReview serializes: {err}"))
+    serde_json::to_writer(&mut out, &body)
+        .unwrap_or_else(|err| unreachable!("AdmissionReview serializes: {err}"));
+    out
+}
+
+/// `bytes` as a base64 JSON string, written as it is: the base64 alphabet
+/// needs no escaping, and serde_json would otherwise look at every byte of
+/// it for escapes (two thirds of the cost of the response body).
+fn base64_string(bytes: &[u8]) -> Box<RawValue> {
+    let mut quoted = String::with_capacity(bytes.len().div_ceil(3) * 4 + 2);
+    quoted.push('"');
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut quoted);
+    quoted.push('"');
+    RawValue::from_string(quoted)
+        .unwrap_or_else(|err| unreachable!("a base64 string is a JSON string: {err}"))
 }
 
 #[cfg(test)]
