@@ -144,9 +144,9 @@ fn main() -> Result<()> {
         launcher::open_tax_rows(&config, &mut table)?;
     }
     if wants("webhook") {
-        webhook::rows(&config, &mut table)?;
+        let echo_rate = webhook::rows(&config, &mut table)?;
         if let Some(file) = config.criterion.as_ref().filter(|f| f.exists()) {
-            webhook::criterion_rows(file, &mut table)?;
+            webhook::criterion_rows(file, echo_rate, &mut table)?;
         }
     }
     let _ = std::fs::remove_dir_all(&config.work);

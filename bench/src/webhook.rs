@@ -315,7 +315,9 @@ impl Pair {
     }
 }
 
-pub fn rows(config: &Config, table: &mut Table) -> Result<()> {
+/// Measures the webhook rows; returns echo's sustained rate under wrk
+/// (requests/s), for the ceiling [`criterion_rows`] derives from it.
+pub fn rows(config: &Config, table: &mut Table) -> Result<f64> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -523,11 +525,13 @@ pub fn rows(config: &Config, table: &mut Table) -> Result<()> {
             micros(cold[1].median())
         )),
     );
-    Ok(())
+    Ok(wrk_sustained.rate[1].median())
 }
 
-/// The engine against plain serde, from criterion's `review` bench output.
-pub fn criterion_rows(file: &Path, table: &mut Table) -> Result<()> {
+/// The engine against plain serde, from criterion's `review` bench output,
+/// and from `echo` (echo's sustained requests/s on the server's core) the
+/// most a server could sustain if a review cost only that plain serde work.
+pub fn criterion_rows(file: &Path, echo: f64, table: &mut Table) -> Result<()> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("criterion output {}", file.display()))?;
     let estimate = |id: &str| -> Result<f64> {
@@ -572,6 +576,21 @@ pub fn criterion_rows(file: &Path, table: &mut Table) -> Result<()> {
             micros(landgate),
         )
         .ratio(landgate / serde),
+    );
+    // One core's time per request: echo's (TLS, HTTP, reading the body,
+    // writing one back) plus the plain serde work, and nothing else.
+    let ceiling = 1e6 / (1e6 / echo + serde);
+    let within = ceiling >= 10_000.0 && ceiling >= 0.5 * echo;
+    table.row(
+        Row::new(
+            "ceiling: a server whose review were only the plain serde parse + serialise (echo's time per request + the baseline's)",
+            format!("{ceiling:.0} reviews/s"),
+        )
+        .goal(&format!(
+            "{:.2}× echo ({echo:.0}/s, wrk sustained): the sustained goal (≥ 10,000/s and ≥ 0.5× echo) is {} this",
+            ceiling / echo,
+            if within { "within" } else { "beyond even" }
+        )),
     );
     Ok(())
 }
