@@ -412,7 +412,9 @@ fn named_init(pod: &Pod) -> usize {
 fn reaches_launcher_dir(mount_path: &str) -> bool {
     // A path that does not normalise is refused in a wrapped pod; here it
     // counts as reaching the launcher: it should not be there at all.
-    mount_path::normalise(mount_path).map_or(true, derive::in_launcher_dir)
+    mount_path::normalise(mount_path)
+        .as_ref()
+        .map_or(true, derive::in_launcher_dir)
 }
 
 fn wrapped_container(c: &Container, policy: &Policy) -> Checked {
