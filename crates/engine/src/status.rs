@@ -75,10 +75,12 @@ pub fn container_hash(
     path: Option<&str>,
     edit: PathEdit,
 ) -> String {
-    // A JSON array, compact: the bytes every landgate version has hashed.
-    let canonical = serde_json::to_vec(&(name, command, policy, path, edit))
+    // A JSON array, compact: the bytes every landgate version has hashed,
+    // written straight into the hash (sha2 buffers its blocks).
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, &(name, command, policy, path, edit))
         .unwrap_or_else(|err| unreachable!("strings serialize: {err}"));
-    let digest = Sha256::digest(&canonical);
+    let digest = hasher.finalize();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(7 + 64);
     hex.push_str("sha256:");
@@ -207,4 +209,34 @@ pub fn wrapped_containers(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> 
         .map(|c| c.name.clone())
         .filter(|name| name != landgate_policy::layout::INIT_CONTAINER)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every wrapped pod's status records these hashes and every later pass
+    /// checks them, so the bytes hashed must never change. The expected
+    /// values are computed outside Rust: SHA-256 of the compact JSON array
+    /// (Python's `json.dumps(…, separators=(',', ':'))`).
+    #[test]
+    fn container_hash_is_stable() {
+        let command: Vec<String> = ["/landgate/landgate", "exec", "--", "/app/$(X)"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            container_hash(
+                "web",
+                &command,
+                r#"{"v":1,"fs":{"rw":["/tmp"]}}"#,
+                Some("/landgate/bin:/usr/bin"),
+                PathEdit::Added,
+            ),
+            "sha256:307b7733630b6ccf5f59e4c7aeee2e1bfe1b468c209dd9db551984c4c6af1e70"
+        );
+        assert_eq!(
+            container_hash("w", &[], "{}", None, PathEdit::Untouched),
+            "sha256:368957b592b402e98a5589cfc97e4c3467b344795617fa2b8dcf36cf214fcd0e"
+        );
+    }
 }
