@@ -351,7 +351,7 @@ impl Pass<'_> {
         c.volume_mounts
             .iter()
             .flatten()
-            .filter(|m| self.written.binary_search(&m.name.as_str()).is_ok())
+            .filter(|m| self.written.contains(m.name.as_str()))
             .filter_map(|m| mount_path::normalise(&m.mount_path).ok())
             .collect()
     }

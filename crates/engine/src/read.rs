@@ -4,7 +4,7 @@
 //! (`reinvoke`) before anything is decided.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use landgate_policy::layout::{INIT_CONTAINER, VOLUME};
@@ -161,7 +161,7 @@ pub(crate) struct Pass<'a> {
     /// The volumes some container of the pod (a view, or an ephemeral
     /// container) mounts writable, by name: read once, asked of every
     /// container's PATH ([`Pass::shared_writable`]).
-    pub(crate) written: Vec<&'a str>,
+    pub(crate) written: BTreeSet<&'a str>,
 }
 
 impl<'a> Pass<'a> {
@@ -200,7 +200,7 @@ impl<'a> Pass<'a> {
             init_pos,
             volume_pos,
             views: Vec::new(),
-            written: Vec::new(),
+            written: BTreeSet::new(),
         };
         if wrapped_before {
             pass.verify_pod_level()?;
@@ -284,21 +284,18 @@ impl<'a> Pass<'a> {
 
 /// The names of the volumes that `views` or the pod's ephemeral containers
 /// mount writable.
-fn written_volumes<'a>(spec: &'a PodSpec, views: &[View<'a>]) -> Vec<&'a str> {
+fn written_volumes<'a>(spec: &'a PodSpec, views: &[View<'a>]) -> BTreeSet<&'a str> {
     let volumes = spec.volumes.as_deref().unwrap_or_default();
     let ephemeral = spec
         .ephemeral_containers
         .iter()
         .flatten()
         .flat_map(|e| e.volume_mounts.iter().flatten());
-    let mut written: Vec<&'a str> = views
+    views
         .iter()
         .flat_map(|v| v.current.volume_mounts.iter().flatten())
         .chain(ephemeral)
         .filter(|m| derive::mounts_writable(m, volumes))
         .map(|m| m.name.as_str())
-        .collect();
-    written.sort_unstable();
-    written.dedup();
-    written
+        .collect()
 }

@@ -41,18 +41,27 @@ mod tests {
 
     use super::*;
 
-    fn in_dir_text(path: &str) -> bool {
-        in_dir(&path.parse().unwrap())
+    /// `in_dir` of `path` as parsed (normalised) into an `AbsPath`, checked
+    /// against the component reading it replaced (`Path::starts_with`).
+    fn in_dir_of_parsed(path: &str) -> bool {
+        let parsed: AbsPath = path.parse().unwrap();
+        let answer = in_dir(&parsed);
+        assert_eq!(
+            answer,
+            Path::new(parsed.as_str()).starts_with(DIR),
+            "{path}"
+        );
+        answer
     }
 
     #[test]
     fn the_layout_is_one_directory() {
         for path in [DIR, LAUNCHER, WRAPPER_DIR, "/landgate/", "//landgate/./bin"] {
-            assert!(in_dir_text(path), "{path}");
+            assert!(in_dir_of_parsed(path), "{path}");
         }
         assert_eq!(Path::new(LAUNCHER).file_name().unwrap(), LAUNCHER_NAME);
         for path in ["/landgatex", "/landgat", "/", "/x/landgate", IMAGE_LAUNCHER] {
-            assert!(!in_dir_text(path), "{path}");
+            assert!(!in_dir_of_parsed(path), "{path}");
         }
     }
 }

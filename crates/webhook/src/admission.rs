@@ -548,9 +548,11 @@ fn encode(response: &AdmissionResponse) -> Vec<u8> {
     out
 }
 
-/// `bytes` as a base64 JSON string, written as it is: the base64 alphabet
-/// needs no escaping, and serde_json would otherwise look at every byte of
-/// it for escapes (two thirds of the cost of the response body).
+/// `bytes` as a base64 JSON string that serde_json writes out verbatim. The
+/// base64 alphabet needs no escaping; written as a `String`, each of its
+/// bytes went through serde_json's escape loop (two thirds of the cost of
+/// the response body). `RawValue::from_string` still checks the text, with
+/// a fast scan: a quarter of what the escape loop cost.
 fn base64_string(bytes: &[u8]) -> Box<RawValue> {
     let mut quoted = String::with_capacity(bytes.len().div_ceil(3) * 4 + 2);
     quoted.push('"');
@@ -936,5 +938,29 @@ mod tests {
         let value: Value = serde_json::from_slice(&encode(&response)).unwrap();
         assert_eq!(value["response"]["patch"], json!("W10="));
         assert_eq!(value["response"]["patchType"], json!("JSONPatch"));
+    }
+
+    /// The body byte for byte, with a patch whose base64 has `+` and `/`
+    /// (written verbatim, not escaped), and without a patch: `patch` and
+    /// `patchType` come together or not at all.
+    #[test]
+    fn body_bytes() {
+        let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(
+            json_patch::AddOperation {
+                path: json_patch::jsonptr::PointerBuf::from_tokens(["a"]),
+                value: json!("\u{fbff}>?"),
+            },
+        )]);
+        let patched = AdmissionResponse::invalid("x").with_patch(patch).unwrap();
+        let text = String::from_utf8(encode(&patched)).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(patched.patch.as_ref().unwrap());
+        assert!(b64.contains('+') && b64.contains('/'), "{b64}");
+        let expected = format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"uid":"","allowed":false,"status":{},"patch":"{b64}","patchType":"JSONPatch"}}}}"#,
+            serde_json::to_string(&patched.result).unwrap()
+        );
+        assert_eq!(text, expected);
+        let plain = String::from_utf8(encode(&AdmissionResponse::invalid("x"))).unwrap();
+        assert!(!plain.contains("patch"), "{plain}");
     }
 }

@@ -472,3 +472,42 @@ fn writable_directories_on_path_are_reported_and_refused_under_required() {
     let err = refused(&v);
     assert!(err.contains("/var/cache/nginx/bin"), "{err}");
 }
+
+/// A PATH directory on a volume this container mounts read-only is
+/// writable when any container mounts that volume writable, whatever else
+/// that container mounts (review finding: the writers are looked up in a
+/// sorted list, and every earlier test had one writable volume, so an
+/// unsorted list went unnoticed: `tools` then `a` missed `tools`).
+#[rstest::rstest]
+#[case::alone(&["tools"])]
+#[case::first_of_two(&["tools", "a"])]
+#[case::last_of_three(&["b", "a", "tools"])]
+fn a_sidecar_writing_several_volumes_makes_each_writable(#[case] written: &[&str]) {
+    let mounts: Vec<Value> = written
+        .iter()
+        .map(|name| json!({"name": name, "mountPath": format!("/w/{name}")}))
+        .collect();
+    let volumes: Vec<Value> = ["a", "b", "tools"]
+        .iter()
+        .map(|name| json!({"name": name, "emptyDir": {}}))
+        .collect();
+    let v = json!({
+        "metadata": {"name": "web", "annotations": {derive::ENFORCEMENT: "required"}},
+        "spec": {
+            "volumes": volumes,
+            "containers": [
+                {
+                    "name": "app", "image": "busybox:1.36", "command": ["httpd", "-f"],
+                    "env": [{"name": "PATH", "value": "/tools:/usr/bin:/bin"}],
+                    "volumeMounts": [{"name": "tools", "mountPath": "/tools", "readOnly": true}]
+                },
+                {
+                    "name": "sidecar", "image": "busybox:1.36", "command": ["sleep", "1d"],
+                    "volumeMounts": mounts
+                }
+            ]
+        }
+    });
+    let err = refused(&v);
+    assert!(err.contains("PATH has /tools"), "{err}");
+}
