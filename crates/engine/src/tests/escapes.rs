@@ -475,9 +475,10 @@ fn writable_directories_on_path_are_reported_and_refused_under_required() {
 
 /// A PATH directory on a volume this container mounts read-only is
 /// writable when any container mounts that volume writable, whatever else
-/// that container mounts (review finding: the writers are looked up in a
-/// sorted list, and every earlier test had one writable volume, so an
-/// unsorted list went unnoticed: `tools` then `a` missed `tools`).
+/// that container mounts (review finding: the writers were first kept in a
+/// list searched by bisection, and every earlier test had one writable
+/// volume, so a list left unsorted went unnoticed: `tools` then `a` missed
+/// `tools`).
 #[rstest::rstest]
 #[case::alone(&["tools"])]
 #[case::first_of_two(&["tools", "a"])]
