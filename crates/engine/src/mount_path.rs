@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use landgate_policy::AbsPath;
 
-use crate::derive::{LAUNCHER_DIR, in_launcher_dir};
+use crate::derive::{in_launcher_dir, launcher_dir_path};
 
 /// The launcher volume's name (see `mutate`).
 pub const LAUNCHER_VOLUME: &str = "landgate";
@@ -231,11 +231,7 @@ pub fn check(
     // through the symlinks already in place (runc's SecureJoin): a mount
     // inside a volume whose content the pod can shape lands wherever a
     // planted symlink points, above landgate's shallower /landgate mount.
-    let launcher = LAUNCHER_PATH.get_or_init(|| {
-        LAUNCHER_DIR
-            .parse()
-            .unwrap_or_else(|err| unreachable!("constant path: {err}"))
-    });
+    let launcher = launcher_dir_path();
     let children = placed
         .iter()
         .map(|(path, _, i)| (path, Some(*i)))
@@ -256,9 +252,6 @@ pub fn check(
     }
     Ok(())
 }
-
-/// `/landgate` as a path, parsed once.
-static LAUNCHER_PATH: std::sync::OnceLock<AbsPath> = std::sync::OnceLock::new();
 
 /// configMap, secret, downwardAPI and projected volumes hold only what the
 /// kubelet writes (files, and its own `..data` links): no pod can plant a

@@ -7,6 +7,8 @@
 //! /landgate/bin/<wrapper>   -> ../landgate, first on every wrapped PATH
 //! ```
 
+use std::sync::LazyLock;
+
 use crate::AbsPath;
 
 /// The launcher volume's mount path.
@@ -26,13 +28,19 @@ pub const VOLUME: &str = "landgate";
 /// The injected init container that fills the volume.
 pub const INIT_CONTAINER: &str = "landgate-init";
 
+/// [`DIR`] as a path, parsed once.
+pub fn dir_path() -> &'static AbsPath {
+    static PATH: LazyLock<AbsPath> = LazyLock::new(|| {
+        DIR.parse()
+            .unwrap_or_else(|err| unreachable!("constant path {DIR}: {err}"))
+    });
+    &PATH
+}
+
 /// True when `path` is [`DIR`] or lies beneath it (whole components:
-/// `/landgatex` is not). On the normalised text: the engine asks it of every
-/// mount and PATH entry of every container.
+/// `/landgatex` is not).
 pub fn in_dir(path: &AbsPath) -> bool {
-    path.as_str()
-        .strip_prefix(DIR)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.is_within(dir_path())
 }
 
 #[cfg(test)]

@@ -29,4 +29,6 @@ pub use policy::{Derived, derive_policy};
 // The launcher directory is the contract's (`landgate_policy::layout`); these
 // names stay so that callers of `derive::` need not change. Nothing of the pod
 // may be mounted there or made writable beneath it.
-pub use landgate_policy::layout::{DIR as LAUNCHER_DIR, in_dir as in_launcher_dir};
+pub use landgate_policy::layout::{
+    DIR as LAUNCHER_DIR, dir_path as launcher_dir_path, in_dir as in_launcher_dir,
+};
